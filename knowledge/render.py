@@ -1,0 +1,46 @@
+"""Markdown -> sanitised HTML. Raw HTML in entries never reaches a page."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+import nh3
+from markdown_it import MarkdownIt
+
+from knowledge.schema import CITE_REF
+
+# html=False: raw HTML in the Markdown is escaped, not passed through.
+_md = MarkdownIt("commonmark", {"html": False, "linkify": False}).enable("table")
+
+_TAGS = {
+    "p", "br", "strong", "em", "code", "pre", "blockquote", "ul", "ol", "li", "a", "sup",
+    "h1", "h2", "h3", "h4", "h5", "h6", "hr", "table", "thead", "tbody", "tr", "th", "td",
+}  # fmt: skip
+_ATTRS = {"a": {"href", "title", "class"}, "sup": {"class"}, "th": {"align"}, "td": {"align"}}
+
+
+def sanitize(html: str) -> str:
+    """Keep a small set of tags; links only to http(s), mailto or same-page anchors."""
+    return nh3.clean(
+        html,
+        tags=_TAGS,
+        attributes=_ATTRS,
+        url_schemes={"http", "https", "mailto"},
+        link_rel="noopener noreferrer nofollow",
+    )
+
+
+def link_citations(markdown: str, keys: Sequence[str]) -> str:
+    """Replace ``[@key]`` with numbered links to the citation list (``[1]`` -> #cite-key)."""
+    number = {key: i + 1 for i, key in enumerate(keys)}
+
+    def repl(match: re.Match[str]) -> str:
+        parts = [p.strip().lstrip("@") for p in match.group(1).split(";")]
+        return "[" + ", ".join(f"[{number[k]}](#cite-{k})" for k in parts if k in number) + "]"
+
+    return CITE_REF.sub(repl, markdown)
+
+
+def to_html(markdown: str, citation_keys: Sequence[str] = ()) -> str:
+    return sanitize(_md.render(link_citations(markdown, citation_keys)))

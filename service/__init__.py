@@ -1,0 +1,30 @@
+"""Flask app: HTTP only. Parses requests, calls knowledge/ and runners/, renders."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from flask import Flask
+
+from service import api, cli, errors, extensions, web
+from service.config import default_settings
+
+
+def create_app(config: dict[str, Any] | None = None) -> Flask:
+    app = Flask(__name__, instance_relative_config=True)
+    app.config.from_mapping(default_settings(app.instance_path))
+    app.config.from_prefixed_env("RA")
+    if config:
+        app.config.update(config)
+    if app.config["DATABASE_URL"].startswith("sqlite:///"):
+        os.makedirs(app.instance_path, exist_ok=True)
+    app.json.ensure_ascii = False  # type: ignore[attr-defined]
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+
+    extensions.init_app(app)
+    errors.init_app(app)
+    api.init_app(app)
+    web.init_app(app)
+    cli.init_app(app)
+    return app

@@ -1,0 +1,162 @@
+"""JSON API for the chat page and course-forum bots (``/api/v1``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, Flask, Response, jsonify, request
+from sqlalchemy import String, cast, func, or_, select
+from sqlalchemy.orm import selectinload
+
+from knowledge.ask import QuestionError
+from knowledge.models import AskLog, Course, Entry, Feedback
+from knowledge.store import find_entry, kb_version
+from knowledge.text import normalize
+from service import presenters
+from service.errors import ApiError
+from service.extensions import core
+from service.requests import (
+    int_field,
+    json_object,
+    query_int,
+    reject_unknown,
+    string_field,
+)
+
+bp = Blueprint("api", __name__, url_prefix="/api/v1")
+
+
+@bp.post("/ask")
+def ask() -> Response:
+    body = json_object()
+    reject_unknown(body, {"question", "course", "lang", "top_k"})
+    question = string_field(body, "question", required=True, max_len=100_000) or ""
+    course = string_field(body, "course", max_len=64)
+    lang = string_field(body, "lang", max_len=8)
+    if lang is not None and lang not in ("en", "ja"):
+        raise ApiError(400, "invalid_lang", "lang must be 'en' or 'ja'.", field="lang")
+    top_k = int_field(body, "top_k", low=1, high=10, default=3)
+    try:
+        result = core().retriever.ask(question, course=course, lang=lang, top_k=top_k)
+    except QuestionError as exc:
+        raise ApiError(400, exc.code, str(exc), field="question") from None
+
+    with core().sessions() as session:
+        answer = None
+        if result.best is not None:
+            entry = _load_entry(session, result.best.entry.id)
+            answer = presenters.answer_json(entry, result.lang)
+        payload: dict[str, Any] = {
+            "abstained": result.abstained,
+            "confidence": round(result.confidence, 4),
+            "answer": answer,
+            "matches": [
+                presenters.match_json(m.entry, m.confidence, result.lang) for m in result.matches
+            ],
+            "question_id": result.ask_id,
+            "lang": result.lang,
+            "did_you_mean": (
+                [
+                    presenters.match_json(m.entry, m.confidence, result.lang)
+                    for m in result.matches[:2]
+                ]
+                if result.ambiguous
+                else []
+            ),
+        }
+    return jsonify(payload)
+
+
+def _load_entry(session: Any, entry_id: int) -> Entry:
+    return session.scalars(
+        select(Entry)
+        .where(Entry.id == entry_id)
+        .options(selectinload(Entry.citations), selectinload(Entry.course))
+    ).one()
+
+
+@bp.get("/entries")
+def list_entries() -> Response:
+    page = query_int("page", low=1, high=100_000, default=1)
+    per_page = query_int("per_page", low=1, high=100, default=20)
+    course = request.args.get("course")
+    text = normalize(request.args.get("q", ""))[:200]
+    query = (
+        select(Entry)
+        .join(Course)
+        .where(Entry.deleted_at.is_(None))
+        .options(selectinload(Entry.course))
+    )
+    if course:
+        query = query.where(Course.code == course)
+    if text:
+        like = "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        query = query.where(
+            or_(
+                Entry.slug.ilike(like, escape="\\"),
+                cast(Entry.question, String).ilike(like, escape="\\"),
+                cast(Entry.aliases, String).ilike(like, escape="\\"),
+                cast(Entry.tags, String).ilike(like, escape="\\"),
+            )
+        )
+    with core().sessions() as session:
+        total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+        rows = session.scalars(
+            query.order_by(Course.code, Entry.slug).limit(per_page).offset((page - 1) * per_page)
+        ).all()
+        items = [presenters.entry_summary(e) for e in rows]
+    return jsonify({"items": items, "page": page, "per_page": per_page, "total": total})
+
+
+@bp.get("/entries/<slug>")
+def get_entry(slug: str) -> Response:
+    course = request.args.get("course")
+    with core().sessions() as session:
+        entry = find_entry(session, slug, course)
+        if entry is None:
+            raise ApiError(404, "unknown_slug", f"No entry with slug {slug!r}.")
+        return jsonify(presenters.entry_detail(entry))
+
+
+@bp.post("/feedback")
+def feedback() -> tuple[Response, int]:
+    body = json_object()
+    reject_unknown(body, {"question_id", "helpful", "comment"})
+    question_id = int_field(body, "question_id", low=1, high=2**62, default=0)
+    helpful = body.get("helpful")
+    if not isinstance(helpful, bool):
+        raise ApiError(400, "wrong_type", "helpful must be true or false.", field="helpful")
+    comment = string_field(body, "comment", max_len=2000)
+    with core().sessions() as session, session.begin():
+        if session.get(AskLog, question_id) is None:
+            raise ApiError(404, "unknown_question", "No asked question with that id.")
+        row = Feedback(ask_id=question_id, helpful=helpful, comment=comment)
+        session.add(row)
+        session.flush()
+        return jsonify({"id": row.id, "question_id": question_id, "helpful": helpful}), 201
+
+
+def healthz() -> Response:
+    app_core = core()
+    with app_core.sessions() as session:
+        version, updated = kb_version(session)
+        entries = session.scalar(select(func.count()).where(Entry.deleted_at.is_(None)))
+    index = app_core.retriever._index
+    return jsonify(
+        {
+            "status": "ok",
+            "database": app_core.engine.dialect.name,
+            "entries": entries,
+            "knowledge_version": version,
+            "index": {
+                "loaded": index is not None,
+                "version": index.version if index else None,
+                "models": list(app_core.retriever.models),
+            },
+        }
+    )
+
+
+def init_app(app: Flask) -> None:
+    app.register_blueprint(bp)
+    app.add_url_rule("/healthz", "healthz", healthz)

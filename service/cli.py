@@ -1,0 +1,90 @@
+"""Command line: ``flask --app service db upgrade`` and ``kb import|export|reindex``."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import click
+from flask import Flask
+from flask.cli import AppGroup
+
+from knowledge import importer, migrate
+from knowledge.entryfile import EntryFileError
+from knowledge.store import DEFAULT_MODELS, reindex
+from runners import registry
+from service.extensions import core
+
+db_cli = AppGroup("db", help="Database schema.")
+kb_cli = AppGroup("kb", help="Knowledge base: import, export, reindex.")
+
+
+@db_cli.command("upgrade")
+@click.option("--retries", default=0, show_default=True, help="Retry while the database is down.")
+def db_upgrade(retries: int) -> None:
+    """Apply all migrations (safe to run again)."""
+    url = core().engine.url.render_as_string(hide_password=False)
+    for attempt in range(retries + 1):
+        try:
+            migrate.upgrade(url)
+            break
+        except Exception as exc:  # the database may still be starting at deploy time
+            if attempt == retries:
+                raise click.ClickException(f"migration failed: {exc}") from exc
+            click.echo(f"database not ready ({exc.__class__.__name__}); retrying in 2 s", err=True)
+            time.sleep(2)
+    click.echo(f"database at revision {migrate.current_revision(url)}")
+
+
+@db_cli.command("downgrade")
+@click.argument("revision", default="base")
+def db_downgrade(revision: str) -> None:
+    """Revert migrations down to REVISION (default: an empty schema)."""
+    migrate.downgrade(core().engine.url.render_as_string(hide_password=False), revision)
+    click.echo(f"database at revision {revision}")
+
+
+@kb_cli.command("import")
+@click.argument("path", type=click.Path(path_type=Path))
+def kb_import(path: Path) -> None:
+    """Upsert every entry file under PATH. Invalid files import nothing."""
+    started = time.monotonic()
+    try:
+        counts = importer.import_path(core().sessions, path, registry.names())
+    except importer.InvalidEntryFiles as exc:
+        for error in exc.errors:
+            click.echo(f"error: {error}", err=True)
+        click.echo(f"nothing imported ({len(exc.errors)} invalid file(s))", err=True)
+        sys.exit(1)
+    except (FileNotFoundError, EntryFileError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(
+        f"created {counts['created']}, updated {counts['updated']}, "
+        f"unchanged {counts['unchanged']} ({time.monotonic() - started:.1f} s)"
+    )
+
+
+@kb_cli.command("export")
+@click.argument("path", type=click.Path(path_type=Path, file_okay=False))
+def kb_export(path: Path) -> None:
+    """Write every entry to PATH/<course>/<slug>.md (re-imports to the same state)."""
+    count = importer.export_path(core().sessions, path)
+    click.echo(f"exported {count} entries to {path}")
+
+
+@kb_cli.command("reindex")
+def kb_reindex() -> None:
+    """Rebuild every entry's index units and embed text not embedded before."""
+    started = time.monotonic()
+    with core().sessions() as session, session.begin():
+        stats = reindex(session, DEFAULT_MODELS)
+    click.echo(
+        f"reindexed {stats['entries']} entries, {stats['units']} units, "
+        f"{stats['embedded']} new embeddings ({time.monotonic() - started:.1f} s)"
+    )
+
+
+def init_app(app: Flask) -> None:
+    app.cli.add_command(db_cli)
+    app.cli.add_command(kb_cli)
