@@ -9,9 +9,10 @@ from sqlalchemy import pool
 
 from knowledge.db import make_engine
 from knowledge.models import Base
+from runners.models import RunBase
 
 config = context.config
-target_metadata = Base.metadata
+target_metadata = [Base.metadata, RunBase.metadata]
 
 
 def _url() -> str:

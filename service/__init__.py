@@ -7,7 +7,7 @@ from typing import Any
 
 from flask import Flask
 
-from service import api, cli, errors, extensions, web
+from service import api, cli, errors, extensions, runs_api, web, worker
 from service.config import default_settings
 
 
@@ -25,6 +25,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     extensions.init_app(app)
     errors.init_app(app)
     api.init_app(app)
+    runs_api.init_app(app)
     web.init_app(app)
     cli.init_app(app)
+    worker.init_app(app)
     return app

@@ -10,6 +10,9 @@ from sqlalchemy import inspect
 from knowledge import migrate
 from knowledge.db import make_engine
 from knowledge.models import Base
+from runners.models import RunBase
+
+ALL_TABLES = set(Base.metadata.tables) | set(RunBase.metadata.tables)
 
 
 def _tables(url: str) -> set[str]:
@@ -23,12 +26,12 @@ def _tables(url: str) -> set[str]:
 def _round_trip(url: str) -> None:
     migrate.upgrade(url)
     assert migrate.current_revision(url) is not None
-    assert _tables(url) == set(Base.metadata.tables)
+    assert _tables(url) == ALL_TABLES
     migrate.downgrade(url, "base")
     assert _tables(url) == set()
     assert migrate.current_revision(url) is None
     migrate.upgrade(url)
-    assert _tables(url) == set(Base.metadata.tables)
+    assert _tables(url) == ALL_TABLES
 
 
 def test_sqlite_up_down_up(tmp_path: Path) -> None:
@@ -49,6 +52,6 @@ def test_models_match_migrations(tmp_path: Path) -> None:
     migrate.upgrade(url)
     engine = make_engine(url)
     with engine.connect() as conn:
-        diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
+        diff = compare_metadata(MigrationContext.configure(conn), [Base.metadata, RunBase.metadata])
     engine.dispose()
     assert diff == []

@@ -64,32 +64,6 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_kb_state")),
     )
     op.create_table(
-        "runs",
-        sa.Column("id", sa.String(length=36), nullable=False),
-        sa.Column("runner_name", sa.String(length=80), nullable=False),
-        sa.Column("params", sa.JSON(), nullable=False),
-        sa.Column("seed", sa.Integer(), nullable=False),
-        sa.Column("cache_key", sa.String(length=64), nullable=False),
-        sa.Column("code_hash", sa.String(length=64), nullable=False),
-        sa.Column("torch_version", sa.String(length=40), nullable=False),
-        sa.Column("entry_slug", sa.String(length=120), nullable=True),
-        sa.Column("status", sa.String(length=20), nullable=False),
-        sa.Column("attempts", sa.Integer(), nullable=False),
-        sa.Column("result", sa.JSON(), nullable=True),
-        sa.Column("error", sa.Text(), nullable=True),
-        sa.Column("duration_s", sa.Float(), nullable=True),
-        sa.Column("cpu_s", sa.Float(), nullable=True),
-        sa.Column("peak_rss_mb", sa.Float(), nullable=True),
-        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-        sa.Column("started_at", sa.DateTime(timezone=True), nullable=True),
-        sa.Column("finished_at", sa.DateTime(timezone=True), nullable=True),
-        sa.Column("heartbeat_at", sa.DateTime(timezone=True), nullable=True),
-        sa.PrimaryKeyConstraint("id", name=op.f("pk_runs")),
-    )
-    with op.batch_alter_table("runs", schema=None) as batch_op:
-        batch_op.create_index("ix_runs_cache_key_status", ["cache_key", "status"], unique=False)
-
-    op.create_table(
         "users",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("username", sa.String(length=80), nullable=False),
@@ -159,21 +133,6 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_feedback_ask_id"), ["ask_id"], unique=False)
 
     op.create_table(
-        "run_figures",
-        sa.Column("id", sa.Integer(), nullable=False),
-        sa.Column("run_id", sa.String(length=36), nullable=False),
-        sa.Column("number", sa.Integer(), nullable=False),
-        sa.Column("png", sa.LargeBinary(), nullable=False),
-        sa.ForeignKeyConstraint(
-            ["run_id"], ["runs.id"], name=op.f("fk_run_figures_run_id_runs"), ondelete="CASCADE"
-        ),
-        sa.PrimaryKeyConstraint("id", name=op.f("pk_run_figures")),
-        sa.UniqueConstraint("run_id", "number", name="uq_run_figures_number"),
-    )
-    with op.batch_alter_table("run_figures", schema=None) as batch_op:
-        batch_op.create_index(batch_op.f("ix_run_figures_run_id"), ["run_id"], unique=False)
-
-    op.create_table(
         "citations",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("entry_id", sa.Integer(), nullable=False),
@@ -241,6 +200,52 @@ def upgrade() -> None:
     with op.batch_alter_table("index_units", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_index_units_entry_id"), ["entry_id"], unique=False)
         batch_op.create_index(batch_op.f("ix_index_units_text_hash"), ["text_hash"], unique=False)
+
+    op.create_table(
+        "runs",
+        sa.Column("id", sa.String(length=36), nullable=False),
+        sa.Column("runner_name", sa.String(length=80), nullable=False),
+        sa.Column("params", sa.JSON(), nullable=False),
+        sa.Column("seed", sa.Integer(), nullable=False),
+        sa.Column("cache_key", sa.String(length=64), nullable=False),
+        sa.Column("active_key", sa.String(length=64), nullable=True),
+        sa.Column("code_hash", sa.String(length=64), nullable=False),
+        sa.Column("torch_version", sa.String(length=40), nullable=False),
+        sa.Column("entry_slug", sa.String(length=120), nullable=True),
+        sa.Column("status", sa.String(length=20), nullable=False),
+        sa.Column("attempts", sa.Integer(), nullable=False),
+        sa.Column("worker", sa.String(length=120), nullable=True),
+        sa.Column("result", sa.JSON(), nullable=True),
+        sa.Column("error_code", sa.String(length=40), nullable=True),
+        sa.Column("error", sa.Text(), nullable=True),
+        sa.Column("isolation", sa.String(length=20), nullable=True),
+        sa.Column("duration_s", sa.Float(), nullable=True),
+        sa.Column("cpu_s", sa.Float(), nullable=True),
+        sa.Column("peak_rss_mb", sa.Float(), nullable=True),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("started_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("finished_at", sa.DateTime(timezone=True), nullable=True),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_runs")),
+        sa.UniqueConstraint("active_key", name=op.f("uq_runs_active_key")),
+    )
+    with op.batch_alter_table("runs", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_runs_cache_key"), ["cache_key"], unique=False)
+        batch_op.create_index("ix_runs_status_created", ["status", "created_at"], unique=False)
+
+    op.create_table(
+        "run_figures",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("run_id", sa.String(length=36), nullable=False),
+        sa.Column("number", sa.Integer(), nullable=False),
+        sa.Column("png", sa.LargeBinary(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["run_id"], ["runs.id"], name=op.f("fk_run_figures_run_id_runs"), ondelete="CASCADE"
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_run_figures")),
+        sa.UniqueConstraint("run_id", "number", name="uq_run_figures_number"),
+    )
+    with op.batch_alter_table("run_figures", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_run_figures_run_id"), ["run_id"], unique=False)
     # The single knowledge-base version row every process polls to refresh its index.
     kb_state = sa.table(
         "kb_state",
@@ -252,6 +257,15 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("run_figures", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_run_figures_run_id"))
+
+    op.drop_table("run_figures")
+    with op.batch_alter_table("runs", schema=None) as batch_op:
+        batch_op.drop_index("ix_runs_status_created")
+        batch_op.drop_index(batch_op.f("ix_runs_cache_key"))
+
+    op.drop_table("runs")
     with op.batch_alter_table("index_units", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_index_units_text_hash"))
         batch_op.drop_index(batch_op.f("ix_index_units_entry_id"))
@@ -265,10 +279,6 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_citations_entry_id"))
 
     op.drop_table("citations")
-    with op.batch_alter_table("run_figures", schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f("ix_run_figures_run_id"))
-
-    op.drop_table("run_figures")
     with op.batch_alter_table("feedback", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_feedback_ask_id"))
 
@@ -279,10 +289,6 @@ def downgrade() -> None:
     op.drop_table("entries")
     op.drop_table("api_tokens")
     op.drop_table("users")
-    with op.batch_alter_table("runs", schema=None) as batch_op:
-        batch_op.drop_index("ix_runs_cache_key_status")
-
-    op.drop_table("runs")
     op.drop_table("kb_state")
     op.drop_table("embeddings")
     op.drop_table("courses")

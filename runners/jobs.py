@@ -1,0 +1,71 @@
+"""The job queue: Huey with SQLite storage by default, Redis when QUEUE_URL is redis://.
+
+The web process only enqueues run ids; a consumer (``flask --app service worker``)
+executes them. Huey persists queued tasks, so a consumer restart loses nothing.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any
+
+from huey import Huey, RedisHuey, SqliteHuey
+from sqlalchemy.orm import Session, sessionmaker
+
+from runners import store
+
+_queues: dict[str, Queue] = {}
+_lock = threading.Lock()
+
+
+class Queue:
+    """A Huey instance for one QUEUE_URL, with the run task registered on it."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.huey = make_huey(url)
+        self.factory: sessionmaker[Session] | None = None  # set in the worker process
+
+        @self.huey.task(retries=0, name="execute_run")
+        def execute_run(run_id: str) -> None:
+            if self.factory is None:
+                raise RuntimeError("the worker has no database configured")
+            store.execute_run(self.factory, run_id)
+
+        self._execute_run = execute_run
+
+    def enqueue(self, run_id: str) -> None:
+        self._execute_run(run_id)
+
+    def pending(self) -> int:
+        return self.huey.pending_count()
+
+    def ping(self) -> dict[str, Any]:
+        """Queue health for /healthz (never raises)."""
+        try:
+            return {"ok": True, "backend": self.backend, "pending": self.pending()}
+        except Exception as exc:  # the broker may be down; report, don't crash
+            return {"ok": False, "backend": self.backend, "error": exc.__class__.__name__}
+
+    @property
+    def backend(self) -> str:
+        return "redis" if self.url.startswith(("redis://", "rediss://")) else "sqlite"
+
+
+def make_huey(url: str) -> Huey:
+    if url.startswith(("redis://", "rediss://")):
+        return RedisHuey("runnable-answers", url=url, results=False)
+    if url.startswith("sqlite:///"):
+        path = Path(url.removeprefix("sqlite:///"))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return SqliteHuey("runnable-answers", filename=str(path), results=False)
+    raise ValueError(f"QUEUE_URL must be sqlite:///PATH or redis://HOST:PORT/DB, got {url!r}")
+
+
+def get_queue(url: str) -> Queue:
+    """One Queue per URL and process."""
+    with _lock:
+        if url not in _queues:
+            _queues[url] = Queue(url)
+        return _queues[url]

@@ -1,0 +1,238 @@
+"""Requesting runs, the result cache, and recording outcomes. Framework-free.
+
+A run is identified for caching by (experiment, canonical params, seed, code hash,
+torch version). Identical requests share one run: the ``active_key`` column is unique
+while a run is queued, running or succeeded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import socket
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from runners import registry
+from runners.models import FINAL, Run, RunFigure, utcnow
+from runners.sandbox import Limits, Outcome, execute
+
+DEFAULT_SEED = 0
+MAX_ATTEMPTS = 2  # a run whose worker died is retried once
+
+
+class QueueFull(Exception):
+    """Too many runs are waiting; the caller should retry later."""
+
+    def __init__(self, retry_after_s: int) -> None:
+        super().__init__(f"the run queue is full; retry in {retry_after_s} s")
+        self.retry_after_s = retry_after_s
+
+
+@dataclass
+class RunRequest:
+    run: Run
+    cached: bool  # a finished identical run was found
+    created: bool  # a new run was queued (the caller must enqueue it)
+
+
+@cache
+def code_hash(name: str) -> str:
+    """Hash of the experiment's source and the shared result/child code it runs with."""
+    here = Path(__file__).resolve().parent
+    module = registry.get(name)
+    digest = hashlib.sha256()
+    for path in (Path(module.__file__ or ""), here / "result.py", here / "child.py"):
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+@cache
+def torch_version() -> str:
+    import torch
+
+    return str(torch.__version__)
+
+
+def canonical_params(name: str, params: dict[str, Any]) -> dict[str, Any]:
+    """Validated params with defaults filled in (raises pydantic.ValidationError)."""
+    model = registry.get(name).Params.model_validate(params)
+    return model.model_dump(mode="json")
+
+
+def cache_key(name: str, params: dict[str, Any], seed: int) -> str:
+    blob = json.dumps(
+        [name, params, seed, code_hash(name), torch_version()],
+        sort_keys=True,
+        separators=(",", ":"),
+    )
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def limits_for(name: str) -> Limits:
+    return Limits.for_budget(float(registry.get(name).TIME_BUDGET_S))
+
+
+def request_run(
+    factory: sessionmaker[Session],
+    name: str,
+    params: dict[str, Any],
+    seed: int = DEFAULT_SEED,
+    *,
+    entry_slug: str | None = None,
+    max_queued: int = 50,
+) -> RunRequest:
+    """Find a cached or in-flight identical run, or queue a new one."""
+    canonical = canonical_params(name, params)
+    key = cache_key(name, canonical, seed)
+    with factory() as session:
+        existing = session.scalar(select(Run).where(Run.active_key == key))
+        if existing is not None:
+            return RunRequest(existing, existing.status == "succeeded", False)
+        queued = session.scalar(select(func.count()).where(Run.status == "queued")) or 0
+        if queued >= max_queued:
+            raise QueueFull(retry_after_s=10)
+        run = Run(
+            id=str(uuid.uuid4()),
+            runner_name=name,
+            params=canonical,
+            seed=seed,
+            cache_key=key,
+            active_key=key,
+            code_hash=code_hash(name),
+            torch_version=torch_version(),
+            entry_slug=entry_slug,
+            status="queued",
+            attempts=0,
+            created_at=utcnow(),
+        )
+        session.add(run)
+        try:
+            session.commit()
+        except IntegrityError:  # an identical request won the race: share its run
+            session.rollback()
+            existing = session.scalar(select(Run).where(Run.active_key == key))
+            if existing is None:
+                raise
+            return RunRequest(existing, existing.status == "succeeded", False)
+        return RunRequest(run, False, True)
+
+
+def claim(factory: sessionmaker[Session], run_id: str) -> Run | None:
+    """Move a queued run to running; None if someone else has it or it is finished."""
+    with factory() as session, session.begin():
+        claimed = session.execute(
+            update(Run)
+            .where(Run.id == run_id, Run.status == "queued")
+            .values(
+                status="running",
+                started_at=utcnow(),
+                attempts=Run.attempts + 1,
+                worker=worker_id(),
+            )
+        ).rowcount
+        if not claimed:
+            return None
+        return session.get(Run, run_id)
+
+
+def worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _worker_gone(worker: str | None) -> bool:
+    """True when ``worker`` ran on this host and its process no longer exists."""
+    if not worker or ":" not in worker:
+        return False
+    host, _, pid = worker.rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+def record(factory: sessionmaker[Session], run_id: str, outcome: Outcome) -> None:
+    with factory() as session, session.begin():
+        run = session.get(Run, run_id)
+        if run is None or run.status != "running":
+            return
+        # killed_memory and other kills are failures with a clear error_code.
+        run.status = outcome.status if outcome.status in FINAL else "failed"
+        run.isolation = outcome.isolation
+        run.duration_s = round(outcome.duration_s, 3)
+        run.cpu_s = round(outcome.cpu_s, 3)
+        run.peak_rss_mb = outcome.peak_rss_mb
+        run.finished_at = utcnow()
+        if outcome.status == "succeeded" and outcome.result is not None:
+            run.result = outcome.result.to_json()
+            run.figures = [
+                RunFigure(number=i, png=png) for i, png in enumerate(outcome.result.figures)
+            ]
+        else:
+            run.error_code = outcome.error_code
+            run.error = (outcome.error or "the run failed")[:2000]
+            run.active_key = None  # a failed run is not a cached result
+
+
+def execute_run(factory: sessionmaker[Session], run_id: str) -> str | None:
+    """Claim, run in the sandbox, record. Returns the final status (None if not claimed)."""
+    run = claim(factory, run_id)
+    if run is None:
+        return None
+    module = registry.EXPERIMENTS[run.runner_name]
+    outcome = execute(module, run.params, run.seed, limits_for(run.runner_name))
+    record(factory, run_id, outcome)
+    return outcome.status
+
+
+def recover_stale(
+    factory: sessionmaker[Session],
+    enqueue: Callable[[str], None],
+    grace_s: float = 30.0,
+) -> dict[str, int]:
+    """Runs left 'running' by a dead worker are retried once, then marked failed.
+
+    A run is stale when its worker process on this host is gone, or (another host) it
+    has been running longer than its wall limit plus a grace.
+    Queued runs are enqueued again (claim() makes a duplicate delivery harmless).
+    """
+    stats = {"retried": 0, "failed": 0, "requeued": 0}
+    now = utcnow()
+    with factory() as session, session.begin():
+        for run in session.scalars(select(Run).where(Run.status == "running")):
+            started = run.started_at
+            if started is not None and started.tzinfo is None:
+                started = started.replace(tzinfo=now.tzinfo)
+            limit = timedelta(seconds=limits_for(run.runner_name).wall_s + grace_s)
+            if not _worker_gone(run.worker) and started is not None and now - started < limit:
+                continue
+            if run.attempts < MAX_ATTEMPTS:
+                run.status = "queued"
+                stats["retried"] += 1
+            else:
+                run.status = "failed"
+                run.error_code = "worker_lost"
+                run.error = "The worker running this experiment stopped; it was tried twice."
+                run.finished_at = now
+                run.active_key = None
+                stats["failed"] += 1
+        queued = list(session.scalars(select(Run.id).where(Run.status == "queued")))
+    for run_id in queued:
+        enqueue(run_id)
+        stats["requeued"] += 1
+    return stats
