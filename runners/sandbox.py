@@ -1,0 +1,875 @@
+"""Run one registered experiment in a sandboxed child process.
+
+``execute(module, params, seed, limits)`` starts ``python -m runners.child`` in a fresh
+private directory, under rlimits (CPU time, memory, file size, open files) and a
+wall-clock deadline, with a scrubbed environment, and - when bubblewrap works - in
+its own user, mount, pid, network, IPC and UTS namespaces with a read-only view of
+only what Python needs. It then validates what the child left behind and returns an
+``Outcome``. ``module`` is trusted (the worker takes it from
+``runners.registry.EXPERIMENTS``); ``params`` come from users and are validated by the
+child against ``module.Params``.
+
+Isolation levels (``sandbox_info()["isolation"]``):
+
+- ``"bubblewrap"``: namespaces as above, no network (a fresh network namespace),
+  nothing writable but the private directory and small tmpfs mounts, no capabilities.
+- ``"rlimits-only"``: ``bwrap`` is missing or cannot create namespaces here; the run
+  still gets rlimits, a private directory, a scrubbed environment and process-tree
+  cleanup, but can reach the network and the file system the worker can.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import math
+import os
+import re
+import select
+import shutil
+import signal
+import stat
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from runners.child import descendants, peak_rss_kb, proc_stat
+from runners.result import Result
+
+__all__ = ["Limits", "Outcome", "execute", "sandbox_info"]
+
+log = logging.getLogger(__name__)
+
+Status = Literal["succeeded", "failed", "timed_out", "killed_memory"]
+Isolation = Literal["bubblewrap", "rlimits-only"]
+IsolationRequest = Literal["auto", "bubblewrap", "rlimits-only"]
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+SANDBOX_DIR = "/sandbox"  # where the private directory appears inside bubblewrap
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+PNG_END = b"IEND\xaeB`\x82"
+MIB = 1024 * 1024
+# Rough cost of starting Python and importing torch in the child (see Limits.for_budget).
+STARTUP_S = 10.0
+# A request must fit in an empty pipe so writing it can never block on a stuck child.
+MAX_REQUEST_BYTES = 60_000
+MAX_ERROR_FILE_BYTES = 64_000
+MAX_LOG_TAIL = 4000
+SAMPLE_EVERY_S = 0.5  # how often the parent samples the child's CPU and RSS
+MAX_METRICS = 200
+MAX_SERIES = 50
+MAX_KEY_CHARS = 100
+MAX_FINDING_CHARS = 1000
+_MODULE_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
+_ETC_FILES = (
+    "/etc/ld.so.cache",
+    "/etc/ld.so.conf",
+    "/etc/ld.so.conf.d",
+    "/etc/localtime",
+    "/etc/passwd",
+    "/etc/group",
+    "/etc/nsswitch.conf",
+    "/etc/fonts",
+)
+_SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
+_CHILD_ERROR_CODES = {
+    "invalid_request",
+    "invalid_params",
+    "experiment_error",
+    "invalid_result",
+    "memory_limit",
+    "file_size_limit",
+}
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Resource limits of one run. ``wall_s`` and ``cpu_s`` include child start-up
+    (~1-2 s: Python plus ``import torch``); ``memory_mb`` bounds private writable
+    memory (RLIMIT_DATA), which tracks RSS closely for PyTorch code."""
+
+    wall_s: float = 120.0
+    cpu_s: float = 120.0
+    memory_mb: int = 2048
+    file_size_mb: int = 16
+    open_files: int = 256
+    max_figures: int = 8
+    max_figure_bytes: int = 2 * MIB
+    max_result_bytes: int = 1 * MIB
+    max_series_len: int = 10_000
+
+    def __post_init__(self) -> None:
+        for name in self.__dataclass_fields__:
+            value = getattr(self, name)
+            number = (
+                isinstance(value, int | float)
+                and not isinstance(value, bool)
+                and math.isfinite(value)
+            )
+            zero_ok = name == "max_figures"  # a run that may not draw is fine
+            if not number or not (value > 0 or (zero_ok and value == 0)):
+                raise ValueError(f"Limits.{name} must be a positive number, got {value!r}")
+
+    @classmethod
+    def for_budget(cls, time_budget_s: float, **overrides: Any) -> Limits:
+        """Limits for an experiment whose ``TIME_BUDGET_S`` is ``time_budget_s``."""
+        seconds = 1.5 * time_budget_s + STARTUP_S
+        return cls(**{"wall_s": seconds, "cpu_s": seconds, **overrides})
+
+
+@dataclass
+class Outcome:
+    """How one run ended. ``result`` is set only when ``status == "succeeded"``.
+
+    ``error_code`` is one of: invalid_request, invalid_params, experiment_error,
+    invalid_result, memory_limit, file_size_limit, cpu_limit, wall_timeout, crashed,
+    sandbox_error.
+    """
+
+    status: Status
+    result: Result | None = None
+    error: str | None = None
+    error_code: str | None = None
+    duration_s: float = 0.0
+    cpu_s: float = 0.0
+    peak_rss_mb: float | None = None  # None: unknown (killed before it reported)
+    isolation: Isolation = "rlimits-only"
+    exit_code: int | None = None  # negative: killed by that signal
+    log_tail: str = field(default="", repr=False)  # end of the child's stdout/stderr
+
+
+class _BwrapDidNotStart(Exception):
+    """bubblewrap exited before starting the child (no namespaces here, bad option...)."""
+
+
+class _InvalidResult(Exception):
+    pass
+
+
+# --- bubblewrap detection ------------------------------------------------------------
+
+
+@dataclass
+class _BwrapState:
+    checked: bool = False
+    path: str | None = None
+    works: bool = False
+    reason: str | None = None
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+_bwrap = _BwrapState()
+
+
+def _bwrap_usable() -> bool:
+    """Whether bubblewrap can start a sandbox here; checked once per process by
+    actually starting one (a bwrap binary is no proof that namespaces are allowed)."""
+    state = _bwrap
+    with state.lock:
+        if state.checked:
+            return state.works
+        state.checked = True
+        state.path = shutil.which("bwrap")
+        if state.path is None:
+            state.reason = "bwrap is not on PATH"
+            log.warning("runner sandbox: %s; runs get rlimits only", state.reason)
+            return False
+        with tempfile.TemporaryDirectory(prefix="ra-probe-") as tmp:
+            argv = _bwrap_argv(Path(tmp), "runners", Limits(), status_fd=None)
+            argv += ["--", sys.executable, "-P", "-s", "-c", "import runners.result"]
+            try:
+                probe = subprocess.run(
+                    argv, env=_child_env(SANDBOX_DIR), capture_output=True, timeout=30
+                )
+                ok, detail = probe.returncode == 0, probe.stderr.decode("utf-8", "replace")
+            except (OSError, subprocess.TimeoutExpired) as exc:
+                ok, detail = False, str(exc)
+        state.works = ok
+        if not ok:
+            state.reason = f"bwrap failed to start a sandbox: {detail.strip()[:500]}"
+            log.warning("runner sandbox: %s; runs get rlimits only", state.reason)
+        return ok
+
+
+def _mark_bwrap_broken(reason: str) -> None:
+    with _bwrap.lock:
+        _bwrap.works = False
+        _bwrap.reason = reason
+    log.warning("runner sandbox: %s; falling back to rlimits only", reason)
+
+
+def sandbox_info() -> dict[str, Any]:
+    """What isolation runs get here, for /healthz: ``{"isolation", "bwrap", "reason"}``."""
+    works = _bwrap_usable()
+    return {
+        "isolation": "bubblewrap" if works else "rlimits-only",
+        "bwrap": _bwrap.path,
+        "reason": None if works else _bwrap.reason,
+    }
+
+
+# --- command line and environment -------------------------------------------------------
+
+
+def _child_env(workdir: str) -> dict[str, str]:
+    """The whole environment of the child: nothing is inherited from the worker."""
+    return {
+        "PATH": f"{Path(sys.executable).parent}:/usr/local/bin:/usr/bin:/bin",
+        "HOME": workdir,
+        "TMPDIR": workdir,
+        "MPLCONFIGDIR": f"{workdir}/.matplotlib",
+        "MPLBACKEND": "Agg",
+        "PYTHONPATH": str(PROJECT_ROOT),
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "PYTHONHASHSEED": "0",
+        "LANG": "C.UTF-8",
+        "OMP_NUM_THREADS": "1",
+        "MKL_NUM_THREADS": "1",
+        "HF_HUB_OFFLINE": "1",
+    }
+
+
+def _python_dirs() -> list[str]:
+    """Directories the interpreter and its site-packages live in."""
+    dirs = {
+        sys.prefix,
+        sys.exec_prefix,
+        sys.base_prefix,
+        sys.base_exec_prefix,
+        str(Path(os.path.realpath(sys.executable)).parent.parent),
+    }
+    keep = []
+    for d in sorted(os.path.realpath(d) for d in dirs):
+        # /usr is bound anyway; a nested prefix is covered by its parent's bind.
+        if d in ("/", "/usr") or d.startswith("/usr/"):
+            continue
+        if not any(d.startswith(k + "/") or d == k for k in keep):
+            keep.append(d)
+    return keep
+
+
+def _bwrap_argv(work: Path, module: str, limits: Limits, status_fd: int | None) -> list[str]:
+    argv = [
+        _bwrap.path or "bwrap",
+        "--unshare-all",  # user, pid, net, ipc, uts, cgroup namespaces
+        "--unshare-user",  # explicit, so --disable-userns is allowed
+        "--disable-userns",  # no nested namespaces from inside
+        "--cap-drop",
+        "ALL",
+        "--uid",
+        "65534",
+        "--gid",
+        "65534",
+        "--die-with-parent",
+        "--new-session",  # no TIOCSTI into a controlling terminal
+    ]
+    # Only what Python needs is visible, read-only; the root itself is an empty tmpfs.
+    for d in _SYSTEM_DIRS:
+        if os.path.islink(d):
+            argv += ["--symlink", os.readlink(d), d]
+        elif os.path.isdir(d):
+            argv += ["--ro-bind", d, d]
+    for f in _ETC_FILES:
+        argv += ["--ro-bind-try", f, f]
+    for d in _python_dirs():
+        argv += ["--ro-bind", d, d]
+    # Of the project, only the runners package and the experiment's own top package:
+    # no service/, knowledge/ or instance/ (database, secrets).
+    for top in dict.fromkeys(["runners", module.split(".")[0]]):
+        for candidate in (PROJECT_ROOT / top, PROJECT_ROOT / f"{top}.py"):
+            if candidate.exists():
+                argv += ["--ro-bind", str(candidate), str(candidate)]
+    tmpfs_bytes = str(limits.file_size_mb * MIB)
+    argv += [
+        "--proc",
+        "/proc",
+        "--dev",
+        "/dev",
+        "--size",
+        tmpfs_bytes,
+        "--tmpfs",
+        "/dev/shm",
+        "--size",
+        tmpfs_bytes,
+        "--tmpfs",
+        "/tmp",
+        "--bind",
+        str(work),
+        SANDBOX_DIR,
+        "--remount-ro",
+        "/",
+        "--chdir",
+        SANDBOX_DIR,
+    ]
+    if status_fd is not None:
+        argv += ["--json-status-fd", str(status_fd)]
+    return argv
+
+
+# --- matplotlib font cache -----------------------------------------------------------------
+
+_fontlist: dict[str, Any] = {"done": False, "name": None, "data": None}
+_fontlist_lock = threading.Lock()
+
+
+def _seed_font_cache(mpl_dir: Path, use_bwrap: bool) -> None:
+    """Give each run a prebuilt matplotlib font list (saves ~0.4 s and a ``fc-list``).
+
+    Built once per process by a child that runs only our code, never an experiment's,
+    so one run cannot poison the cache of the next.
+    """
+    with _fontlist_lock:
+        if not _fontlist["done"]:
+            _fontlist["done"] = True
+            try:
+                _build_font_cache(use_bwrap)
+            except Exception:  # an optimisation only; never fail a run because of it
+                log.debug("runner sandbox: no matplotlib font cache", exc_info=True)
+        name, data = _fontlist["name"], _fontlist["data"]
+    if name and data:
+        (mpl_dir / name).write_bytes(data)
+
+
+def _build_font_cache(use_bwrap: bool) -> None:
+    request = {"warmup": True, "limits": _child_limits(Limits(wall_s=60, cpu_s=60))}
+    rundir = Path(tempfile.mkdtemp(prefix="ra-warmup-"))
+    try:
+        outcome, work = _spawn(
+            "runners.child", json.dumps(request), Limits(wall_s=60, cpu_s=60), use_bwrap, rundir
+        )
+        if outcome.exit_code != 0:
+            return
+        for path in (work / ".matplotlib").glob("fontlist-*.json"):
+            if path.is_file() and not path.is_symlink() and path.stat().st_size < 4 * MIB:
+                _fontlist["name"], _fontlist["data"] = path.name, path.read_bytes()
+    finally:
+        _rmtree(rundir)
+
+
+# --- running -------------------------------------------------------------------------------
+
+
+def _child_limits(limits: Limits) -> dict[str, Any]:
+    return {
+        "cpu_s": limits.cpu_s,
+        "memory_mb": limits.memory_mb,
+        "file_size_mb": limits.file_size_mb,
+        "open_files": limits.open_files,
+    }
+
+
+def execute(
+    module: str,
+    params: dict[str, Any],
+    seed: int,
+    limits: Limits | None = None,
+    *,
+    isolation: IsolationRequest = "auto",
+) -> Outcome:
+    """Run ``module.run(Params(**params), seed)`` in a sandboxed child and return how it went.
+
+    ``isolation="auto"`` uses bubblewrap when it works and otherwise rlimits only
+    (logged); ``"bubblewrap"`` refuses to run without it; ``"rlimits-only"`` never uses it.
+    Never raises for anything the child does; raises ``ValueError`` for a malformed
+    ``module`` path (a programming error: it comes from the registry).
+    """
+    limits = limits or Limits()
+    if not _MODULE_RE.fullmatch(module):
+        raise ValueError(f"not a dotted module path: {module!r}")
+    try:
+        request = json.dumps(
+            {
+                "module": module,
+                "params": params,
+                "seed": seed,
+                "limits": _child_limits(limits),
+            },
+            allow_nan=False,
+        )
+    except (TypeError, ValueError) as exc:
+        return Outcome("failed", error=f"params are not JSON: {exc}", error_code="invalid_request")
+    if len(request.encode()) > MAX_REQUEST_BYTES:
+        return Outcome("failed", error="params are too large", error_code="invalid_request")
+
+    use_bwrap = isolation != "rlimits-only" and _bwrap_usable()
+    if isolation == "bubblewrap" and not use_bwrap:
+        return Outcome(
+            "failed",
+            error=f"bubblewrap isolation is required but unavailable: {_bwrap.reason}",
+            error_code="sandbox_error",
+        )
+    try:
+        return _execute_once(module, request, limits, use_bwrap)
+    except _BwrapDidNotStart as exc:
+        _mark_bwrap_broken(f"bwrap did not start: {exc}")
+        if isolation == "bubblewrap":
+            return Outcome("failed", error=str(exc), error_code="sandbox_error")
+        return _execute_once(module, request, limits, use_bwrap=False)
+
+
+def _execute_once(module: str, request: str, limits: Limits, use_bwrap: bool) -> Outcome:
+    rundir = Path(tempfile.mkdtemp(prefix="ra-run-"))
+    try:
+        mpl_dir = rundir / "work" / ".matplotlib"
+        mpl_dir.mkdir(parents=True)
+        _seed_font_cache(mpl_dir, use_bwrap)
+        outcome, work = _spawn(module, request, limits, use_bwrap, rundir)
+        _finish(outcome, work, limits)
+        return outcome
+    finally:
+        _rmtree(rundir)
+
+
+def _spawn(
+    module: str, request: str, limits: Limits, use_bwrap: bool, rundir: Path
+) -> tuple[Outcome, Path]:
+    """Start the child, feed it the request, wait (or kill it), measure. Returns the raw
+    outcome (status not yet decided unless it timed out) and the working directory."""
+    work = rundir / "work"
+    work.mkdir(mode=0o700, exist_ok=True)
+    inner = SANDBOX_DIR if use_bwrap else str(work)
+    argv = [sys.executable, "-P", "-s", "-m", "runners.child"]
+    status_r = status_w = None
+    if use_bwrap:
+        status_r, status_w = os.pipe()
+        argv = _bwrap_argv(work, module, limits, status_w) + ["--", *argv]
+    log_path = rundir / "child.log"
+    started = time.monotonic()
+    try:
+        with open(log_path, "wb") as log_file:
+            proc = subprocess.Popen(
+                argv,
+                stdin=subprocess.PIPE,
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+                env=_child_env(inner),
+                cwd=work,
+                start_new_session=True,  # its own process group, killed as a whole
+                pass_fds=() if status_w is None else (status_w,),
+            )
+    except OSError as exc:
+        for fd in (status_r, status_w):
+            if fd is not None:
+                os.close(fd)
+        if use_bwrap:
+            raise _BwrapDidNotStart(str(exc)) from exc
+        return Outcome(
+            "failed", error=f"cannot start the child: {exc}", error_code="sandbox_error"
+        ), work
+    if status_w is not None:
+        os.close(status_w)
+    try:
+        assert proc.stdin is not None
+        # The request fits in the pipe buffer, so this cannot block; a child that died
+        # early shows up as a broken pipe, reported below from its exit status.
+        with contextlib.suppress(OSError):
+            proc.stdin.write(request.encode())
+        with contextlib.suppress(OSError):
+            proc.stdin.close()
+        wait_status, rusage, usage = _wait(proc, limits.wall_s)
+        duration = time.monotonic() - started
+        _reap_group(proc.pid, usage.killed)
+        bwrap_status = _read_bwrap_status(status_r) if status_r is not None else {}
+    finally:
+        if proc.returncode is None:  # only if _wait itself failed; it killed the child
+            proc.returncode = -signal.SIGKILL
+        if status_r is not None:
+            os.close(status_r)
+
+    if use_bwrap and not usage.timed_out and "child-pid" not in bwrap_status:
+        raise _BwrapDidNotStart(_tail(log_path, 500).strip() or "no output")
+
+    if "exit-code" in bwrap_status:  # the sandboxed command's status, not bwrap's
+        code = int(bwrap_status["exit-code"])
+        exit_code = -(code - 128) if code > 128 else code
+    elif os.WIFSIGNALED(wait_status):
+        exit_code = -os.WTERMSIG(wait_status)
+    else:
+        exit_code = os.WEXITSTATUS(wait_status)
+
+    # Three partial views of the tree's usage; take the largest. (ru_maxrss is never
+    # used: a forked child inherits the worker's RSS high-water mark.)
+    cpu = max(rusage.ru_utime + rusage.ru_stime, usage.cpu_s)
+    peak_kb = usage.peak_kb
+    stats = _read_json_file(work, "child-stats.json", 1000)
+    if isinstance(stats, dict):
+        if _finite(stats.get("cpu_s"), allow_bool=False):
+            cpu = max(cpu, float(stats["cpu_s"]))
+        if isinstance(stats.get("peak_rss_kb"), int):
+            peak_kb = max(peak_kb, stats["peak_rss_kb"])
+    outcome = Outcome(
+        status="failed",
+        duration_s=round(duration, 3),
+        cpu_s=round(cpu, 3),
+        isolation="bubblewrap" if use_bwrap else "rlimits-only",
+        exit_code=exit_code,
+        log_tail=_tail(log_path, MAX_LOG_TAIL),
+    )
+    outcome.peak_rss_mb = round(peak_kb / 1024, 1) if peak_kb else None
+    if usage.timed_out:
+        outcome.status = "timed_out"
+        outcome.error_code = "wall_timeout"
+        outcome.error = f"the run exceeded its wall-clock limit of {limits.wall_s:g} s"
+    return outcome, work
+
+
+@dataclass
+class _TreeUsage:
+    """CPU time and peak RSS of the child's process tree as seen in /proc.
+
+    Lower bounds (sampled), but they survive kills, unlike wait4's rusage (empty under
+    bwrap, whose monitor exits without reaping the sandbox's init) and the child's own
+    report (never written when it is killed).
+    """
+
+    cpu_s: float = 0.0
+    peak_kb: int = 0
+    timed_out: bool = False
+    killed: list[int] = field(default_factory=list)
+
+    def sample(self, pid: int) -> list[int]:
+        tree = [pid, *descendants(pid)]
+        ticks = os.sysconf("SC_CLK_TCK")
+        cpu = 0.0
+        for p in tree:
+            fields = proc_stat(p)
+            if fields and len(fields) > 14:
+                # utime, stime, cutime, cstime: the last two hold reaped grandchildren.
+                cpu += sum(int(x) for x in fields[11:15]) / ticks
+            self.peak_kb = max(self.peak_kb, peak_rss_kb(p))
+        self.cpu_s = max(self.cpu_s, cpu)
+        return tree
+
+
+def _wait(proc: subprocess.Popen[bytes], timeout: float) -> tuple[int, Any, _TreeUsage]:
+    """Wait for the child up to ``timeout`` seconds, sampling its usage, then kill its
+    whole tree. Returns the wait status, wait4's rusage and the sampled usage."""
+    deadline = time.monotonic() + timeout
+    usage = _TreeUsage()
+    try:
+        pidfd: int | None = os.pidfd_open(proc.pid)
+    except (AttributeError, OSError):
+        pidfd = None
+    try:
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                usage.timed_out = True
+                usage.killed = _kill_tree(proc.pid, usage)
+                break
+            if _exited(proc.pid, pidfd, min(remaining, SAMPLE_EVERY_S)):
+                break
+            usage.sample(proc.pid)
+    except BaseException:  # e.g. KeyboardInterrupt in the worker: never leave it running
+        _kill_tree(proc.pid, usage)
+        os.waitpid(proc.pid, 0)
+        proc.returncode = -signal.SIGKILL
+        raise
+    finally:
+        if pidfd is not None:
+            os.close(pidfd)
+    # wait4, not Popen.wait: it also returns resource usage (complete without bwrap).
+    _, status, rusage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    return status, rusage, usage
+
+
+def _exited(pid: int, pidfd: int | None, timeout: float) -> bool:
+    """Whether the child has exited, waiting up to ``timeout`` s (it is not reaped)."""
+    if pidfd is not None:  # readable once the process has exited
+        return bool(select.select([pidfd], [], [], timeout)[0])
+    deadline = time.monotonic() + timeout
+    while True:
+        if os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT):
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.02)
+
+
+def _kill_tree(pid: int, usage: _TreeUsage) -> list[int]:
+    """SIGKILL the child's process group and every descendant (including ones that left
+    the group with setsid), after a last usage sample; returns the pids."""
+    tree = usage.sample(pid)
+    with contextlib.suppress(OSError):
+        os.killpg(pid, signal.SIGKILL)
+    for p in tree:
+        with contextlib.suppress(OSError):
+            os.kill(p, signal.SIGKILL)
+    return tree
+
+
+def _reap_group(pgid: int, killed: list[int]) -> None:
+    """Kill whatever is left in the child's process group (its background jobs) and
+    wait until it and the ``killed`` pids are really gone, so that a returned run
+    leaves nothing running. (The pgid cannot have been reused: a pid stays reserved
+    while a process group uses it.)"""
+    with contextlib.suppress(OSError):
+        os.killpg(pgid, signal.SIGKILL)
+    deadline = time.monotonic() + 2.0
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(pgid, 0)
+            alive = True
+        except OSError:
+            alive = any(_running(p) for p in killed)
+        if not alive:
+            return
+        time.sleep(0.01)
+    log.warning("runner sandbox: processes of a killed run are still alive after 2 s")
+
+
+def _running(pid: int) -> bool:
+    fields = proc_stat(pid)
+    return fields is not None and fields[0] not in ("Z", "X")
+
+
+def _read_bwrap_status(fd: int) -> dict[str, Any]:
+    """Merge the JSON lines bubblewrap wrote: ``child-pid`` once the sandbox is up,
+    ``exit-code`` when the sandboxed command ended."""
+    os.set_blocking(fd, False)
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(fd, 65536)
+        except BlockingIOError:
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    merged: dict[str, Any] = {}
+    for line in b"".join(chunks).decode("utf-8", "replace").splitlines():
+        try:
+            doc = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(doc, dict):
+            merged.update(doc)
+    return merged
+
+
+# --- deciding the status and validating the result ----------------------------------------
+
+
+def _finish(outcome: Outcome, work: Path, limits: Limits) -> None:
+    """Decide status and error from the exit code, error.json and result files."""
+    if outcome.status == "timed_out":
+        return
+    code = outcome.exit_code
+    cpu_limit = float(math.ceil(limits.cpu_s))  # rlimits are whole seconds
+    # SIGXCPU at the soft limit; SIGKILL at the hard one if SIGXCPU was ignored.
+    if code == -signal.SIGXCPU or (code == -signal.SIGKILL and outcome.cpu_s >= cpu_limit):
+        outcome.status, outcome.error_code = "timed_out", "cpu_limit"
+        # The kernel sends SIGXCPU exactly when the soft limit is reached.
+        outcome.cpu_s = max(outcome.cpu_s, cpu_limit)
+        outcome.error = f"the run exceeded its CPU-time limit of {limits.cpu_s:g} s"
+        return
+    if code == -signal.SIGXFSZ:
+        outcome.error_code = "file_size_limit"
+        outcome.error = f"the run wrote a file over {limits.file_size_mb} MB"
+        return
+
+    error = _read_json_file(work, "error.json", MAX_ERROR_FILE_BYTES)
+    if code != 0 and isinstance(error, dict):
+        err_code = error.get("code")
+        message = error.get("message")
+        outcome.error_code = err_code if err_code in _CHILD_ERROR_CODES else "experiment_error"
+        outcome.error = (message if isinstance(message, str) else "the experiment failed")[:2000]
+        if outcome.error_code == "memory_limit":
+            outcome.status = "killed_memory"
+            outcome.error = f"memory limit of {limits.memory_mb} MB exceeded: {outcome.error}"
+        return
+    if code != 0:
+        text = outcome.log_tail.lower()
+        if "memoryerror" in text or any(m in text for m in ("bad_alloc", "cannot allocate")):
+            outcome.status, outcome.error_code = "killed_memory", "memory_limit"
+            outcome.error = f"memory limit of {limits.memory_mb} MB exceeded"
+        else:
+            outcome.error_code = "crashed"
+            outcome.error = f"the child ended with {_describe_exit(code)} and no error report"
+        return
+
+    try:
+        outcome.result = _load_result(work, limits)
+    except _InvalidResult as exc:
+        outcome.error_code = "invalid_result"
+        outcome.error = f"invalid result: {exc}"
+        return
+    outcome.status = "succeeded"
+
+
+def _describe_exit(code: int | None) -> str:
+    if code is None or code >= 0:
+        return f"exit code {code}"
+    try:
+        name = signal.Signals(-code).name
+    except ValueError:
+        name = f"signal {-code}"
+    if name == "SIGKILL":
+        name += " (not from the sandbox: possibly the host's OOM killer)"
+    return name
+
+
+def _open_regular(work: Path, name: str, cap: int) -> bytes:
+    """Read ``work/name`` if it is a plain file of at most ``cap`` bytes.
+
+    The child controls the directory: refuse symlinks (they would be followed on the
+    host), FIFOs (a read would block) and hard links (a way to alias host files when
+    running without bubblewrap).
+    """
+    dir_fd = os.open(work, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        try:
+            fd = os.open(
+                name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=dir_fd
+            )
+        except FileNotFoundError:
+            raise _InvalidResult(f"{name} is missing") from None
+        except OSError as exc:
+            raise _InvalidResult(f"{name} cannot be opened (symlink?): {exc.strerror}") from None
+    finally:
+        os.close(dir_fd)
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise _InvalidResult(f"{name} is not a regular file")
+        if st.st_nlink != 1:
+            raise _InvalidResult(f"{name} has other hard links")
+        if st.st_size > cap:
+            raise _InvalidResult(f"{name} is {st.st_size} bytes, over the limit of {cap}")
+        chunks, size = [], 0
+        while chunk := os.read(fd, min(1 << 20, cap + 1 - size)):
+            chunks.append(chunk)
+            size += len(chunk)
+            if size > cap:
+                raise _InvalidResult(f"{name} is over the limit of {cap} bytes")
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
+def _read_json_file(work: Path, name: str, cap: int) -> Any:
+    """Best-effort read of a small JSON file the child wrote; None if absent or bad."""
+    try:
+        return json.loads(_open_regular(work, name, cap))
+    except (_InvalidResult, ValueError, RecursionError, OSError):
+        return None
+
+
+def _load_result(work: Path, limits: Limits) -> Result:
+    raw = _open_regular(work, "result.json", limits.max_result_bytes)
+    try:
+        doc = json.loads(raw)
+    except (ValueError, RecursionError) as exc:
+        raise _InvalidResult(f"result.json is not valid JSON: {exc}") from None
+    if not isinstance(doc, dict):
+        raise _InvalidResult("result.json must hold an object")
+    expected = {"metrics", "series", "finding", "supports_claim", "figure_count"}
+    if set(doc) != expected:
+        raise _InvalidResult(f"result.json must have exactly the keys {sorted(expected)}")
+
+    metrics = doc["metrics"]
+    _check_mapping(metrics, "metrics", MAX_METRICS)
+    for key, value in metrics.items():
+        if not _finite(value, allow_bool=True):
+            raise _InvalidResult(f"metric {key!r} is not a finite number or boolean")
+
+    series = doc["series"]
+    _check_mapping(series, "series", MAX_SERIES)
+    for key, values in series.items():
+        if not isinstance(values, list):
+            raise _InvalidResult(f"series {key!r} is not a list")
+        if len(values) > limits.max_series_len:
+            raise _InvalidResult(
+                f"series {key!r} has {len(values)} points, over the limit of "
+                f"{limits.max_series_len}"
+            )
+        if not all(_finite(v, allow_bool=False) for v in values):
+            raise _InvalidResult(f"series {key!r} holds a value that is not a finite number")
+
+    finding = doc["finding"]
+    if not isinstance(finding, dict) or set(finding) != {"en", "ja"}:
+        raise _InvalidResult('finding must have exactly the keys "en" and "ja"')
+    for lang, text in finding.items():
+        if not isinstance(text, str) or not text.strip():
+            raise _InvalidResult(f"finding[{lang!r}] must be a non-empty string")
+        if len(text) > MAX_FINDING_CHARS:
+            raise _InvalidResult(f"finding[{lang!r}] is over {MAX_FINDING_CHARS} characters")
+
+    if not isinstance(doc["supports_claim"], bool):
+        raise _InvalidResult("supports_claim must be a boolean")
+
+    count = doc["figure_count"]
+    if not isinstance(count, int) or isinstance(count, bool) or count < 0:
+        raise _InvalidResult("figure_count must be a non-negative integer")
+    if count > limits.max_figures:
+        raise _InvalidResult(f"{count} figures, over the limit of {limits.max_figures}")
+    figures = []
+    for i in range(count):
+        png = _open_regular(work, f"fig-{i}.png", limits.max_figure_bytes)
+        if not (png.startswith(PNG_SIGNATURE) and png[12:16] == b"IHDR" and png.endswith(PNG_END)):
+            raise _InvalidResult(f"fig-{i}.png is not a complete PNG image")
+        figures.append(png)
+
+    return Result(
+        metrics=metrics,
+        figures=figures,
+        finding={"en": finding["en"], "ja": finding["ja"]},
+        supports_claim=doc["supports_claim"],
+        series={k: [float(v) for v in vs] for k, vs in series.items()},
+    )
+
+
+def _check_mapping(value: Any, what: str, max_items: int) -> None:
+    if not isinstance(value, dict):
+        raise _InvalidResult(f"{what} must be an object")
+    if len(value) > max_items:
+        raise _InvalidResult(f"{what} has {len(value)} entries, over the limit of {max_items}")
+    for key in value:
+        if not key or len(key) > MAX_KEY_CHARS or not key.isprintable():
+            raise _InvalidResult(f"{what} has an invalid name {key[:MAX_KEY_CHARS]!r}")
+
+
+def _finite(value: Any, *, allow_bool: bool) -> bool:
+    if isinstance(value, bool):
+        return allow_bool
+    if isinstance(value, int):
+        return abs(value) < 2**63
+    return isinstance(value, float) and math.isfinite(value)
+
+
+# --- small helpers -------------------------------------------------------------------------
+
+
+def _tail(path: Path, limit: int) -> str:
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(0, os.SEEK_END)
+            fh.seek(max(0, fh.tell() - limit))
+            return fh.read().decode("utf-8", "replace")
+    except OSError:
+        return ""
+
+
+def _rmtree(path: Path) -> None:
+    """Remove the run directory even if the child left unreadable subdirectories."""
+
+    def make_writable_and_retry(func: Any, target: str, _exc: Any) -> None:
+        try:
+            parent = os.path.dirname(target)
+            os.chmod(parent, stat.S_IRWXU)
+            if os.path.isdir(target) and not os.path.islink(target):
+                os.chmod(target, stat.S_IRWXU)
+            func(target)
+        except OSError:
+            pass
+
+    shutil.rmtree(path, onerror=make_writable_and_retry)
+    if path.exists():
+        log.warning("runner sandbox: could not remove %s", path)

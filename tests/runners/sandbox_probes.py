@@ -1,0 +1,175 @@
+"""A fake experiment for the sandbox tests: ``mode`` picks a behaviour.
+
+Shaped like a registered experiment (``Params`` + ``run(params, seed) -> Result``) so the
+child treats it exactly like one. Runs inside the sandbox; reports what it could do
+through ordinary metrics (booleans) and the English finding.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from runners.result import Result, figure_png
+
+NAME = "sandbox_probes"
+TITLE = {"en": "Sandbox probe", "ja": "サンドボックス検査"}
+CLAIM = {"en": "The sandbox behaves.", "ja": "サンドボックスは正しく動く。"}
+TIME_BUDGET_S = 5.0
+MIB = 1024 * 1024
+
+Mode = Literal[
+    "ok",
+    "inspect",
+    "spin",
+    "spin_ignoring_sigxcpu",
+    "grandchild",
+    "alloc",
+    "alloc_torch",
+    "big_file",
+    "raise",
+    "bad_png",
+    "nan",
+    "bad_finding",
+    "not_result",
+    "symlink_result",
+    "no_result",
+]
+
+
+class Params(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    mode: Mode = "ok"
+    n_figures: int = Field(1, ge=0, le=20)
+    size_mb: int = Field(1, ge=0, le=65536)
+    port: int = Field(0, ge=0, le=65535)
+    write_paths: list[str] = Field(default_factory=list, max_length=10)
+    read_paths: list[str] = Field(default_factory=list, max_length=10)
+    marker: str = Field("", max_length=64)
+
+
+def _ok(params: Params, seed: int) -> Result:
+    import matplotlib.pyplot as plt
+    import torch
+
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.randn(1000, generator=gen)
+    mean, std = x.mean().item(), x.std().item()
+    figures = []
+    for i in range(params.n_figures):
+        fig, ax = plt.subplots(figsize=(3, 2))
+        ax.hist(x.numpy(), bins=20)
+        ax.set_title(f"probe {i}")
+        figures.append(figure_png(fig))
+    return Result(
+        metrics={"mean": mean, "std": std, "n": 1000, "small_mean": abs(mean) < 0.2},
+        series={"first": x[:10].tolist()},
+        figures=figures,
+        finding={"en": f"The sample mean is {mean:.3f}.", "ja": f"標本平均は {mean:.3f}。"},
+        supports_claim=abs(mean) < 0.2,
+    )
+
+
+def _try_write(path: str) -> bool:
+    try:
+        with open(path, "w") as fh:
+            fh.write("probe")
+        return True
+    except OSError:
+        return False
+
+
+def _try_read(path: str) -> bool:
+    try:
+        with open(path, "rb") as fh:
+            fh.read(1)
+        return True
+    except OSError:
+        return False
+
+
+def _try_connect(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=1.0):
+            return True
+    except OSError:
+        return False
+
+
+def _inspect(params: Params) -> Result:
+    metrics: dict[str, int | float | bool] = {
+        f"write_{i}": _try_write(p) for i, p in enumerate(params.write_paths)
+    }
+    metrics |= {f"read_{i}": _try_read(p) for i, p in enumerate(params.read_paths)}
+    metrics["local_connect"] = _try_connect("127.0.0.1", params.port)
+    metrics["remote_connect"] = _try_connect("1.1.1.1", 53)
+    metrics["uid"] = os.getuid()
+    return Result(
+        metrics=metrics,
+        figures=[],
+        # The environment's variable names, so the test can check nothing leaked.
+        finding={"en": ",".join(sorted(os.environ)), "ja": os.getcwd()},
+        supports_claim=True,
+    )
+
+
+def _forever() -> None:
+    while True:
+        time.sleep(1)
+
+
+def run(params: Params, seed: int) -> Result | dict[str, object]:
+    mode = params.mode
+    if mode == "ok":
+        return _ok(params, seed)
+    if mode == "inspect":
+        return _inspect(params)
+    if mode == "spin_ignoring_sigxcpu":
+        signal.signal(signal.SIGXCPU, signal.SIG_IGN)
+        mode = "spin"
+    if mode == "spin":
+        while True:
+            pass
+    if mode == "grandchild":
+        # A grandchild that tries to escape: own session, so not in our process group.
+        code = "import time\nwhile True: time.sleep(1)"
+        subprocess.Popen([sys.executable, "-c", code, params.marker], start_new_session=True)
+        _forever()
+    if mode == "alloc":
+        block = bytearray(b"\x01") * (params.size_mb * MIB)
+        return _ok(params, len(block))
+    if mode == "alloc_torch":
+        import torch
+
+        block = torch.ones(params.size_mb * MIB // 4)
+        return _ok(params, int(block[0].item()))
+    if mode == "big_file":
+        with open("big.bin", "wb") as fh:
+            for _ in range(params.size_mb):
+                fh.write(b"\0" * MIB)
+        return _ok(params, seed)
+    if mode == "raise":
+        raise ValueError("probe failure 42")
+    result = _ok(params, seed)
+    if mode == "bad_png":
+        result.figures = [b"GIF89a not a png at all"]
+    elif mode == "nan":
+        result.metrics["mean"] = float("nan")
+    elif mode == "bad_finding":
+        result.finding = {"en": "only English"}
+    elif mode == "not_result":
+        return {"metrics": result.metrics}
+    elif mode == "symlink_result":
+        os.symlink("/etc/passwd", "result.json")
+        os._exit(0)
+    elif mode == "no_result":
+        os._exit(0)
+    return result
