@@ -1,6 +1,6 @@
 """Ask latency in-process (warm): median over repeated calls of the full ask pipeline.
 
-    .venv/bin/python -m bench.ask_latency [--repeat 20]
+.venv/bin/python -m bench.ask_latency [--repeat 20]
 """
 
 from __future__ import annotations

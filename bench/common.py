@@ -24,7 +24,9 @@ def seeded_sqlite() -> str:
     url = f"sqlite:///{tempfile.mkdtemp(prefix='ra-bench-')}/bench.db"
     migrate.upgrade(url)
     engine = make_engine(url)
-    importer.import_path(make_sessionmaker(engine), ROOT / "knowledge" / "content", registry.names())
+    importer.import_path(
+        make_sessionmaker(engine), ROOT / "knowledge" / "content", registry.names()
+    )
     engine.dispose()
     return url
 

@@ -12,11 +12,14 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from knowledge import embedders
 from knowledge.index import IndexedEntry, KnowledgeIndex
+from knowledge.lexical import tokens
 from knowledge.models import AskLog
 from knowledge.store import DEFAULT_MODELS, kb_version
 from knowledge.text import detect_lang, normalize
 
 MAX_QUESTION_CHARS = 2000
+LEXICAL = "bm25"  # the lexical signal's name in RetrievalSettings.weights
+MULTILINGUAL = embedders.MultilingualUSE.name
 
 
 @dataclass(frozen=True)
@@ -34,9 +37,16 @@ class RetrievalSettings:
             "ja": {embedders.MultilingualUSE.name: 1.0},
         }
     )
-    # confidence = sigmoid(slope * (fused - midpoint[lang]))
+    # An entry stored only in the other language is scored by the multilingual encoder.
+    cross_lingual_weight: float = 1.0
+    # confidence = sigmoid(slope * (fused - midpoint[key]) + margin_weight[key] * margin), key =
+    # the question's language, or "xl" when the best entry is not in that language;
+    # margin = how far the entry is ahead of the next best one.
     slope: float = 20.0
-    midpoint: dict[str, float] = field(default_factory=lambda: {"en": 0.45, "ja": 0.6})
+    midpoint: dict[str, float] = field(default_factory=lambda: {"en": 0.45, "ja": 0.6, "xl": 0.5})
+    margin_weight: dict[str, float] = field(
+        default_factory=lambda: {"en": 0.0, "ja": 0.0, "xl": 0.0}
+    )
     threshold: float = 0.5  # abstain below this confidence
     ambiguity_margin: float = 0.08  # "did you mean" when the top two are this close
     refresh_interval_s: float = 0.5
@@ -47,6 +57,7 @@ class Match:
     entry: IndexedEntry
     score: float  # fused similarity
     confidence: float
+    key: str = "en"  # calibration used: the question's language, or "xl" (cross-lingual)
 
 
 @dataclass
@@ -109,9 +120,69 @@ class Retriever:
             embedders.get(model).encode(["warm up"])
 
     # -- scoring ---------------------------------------------------------
-    def confidence(self, fused: np.ndarray, lang: str) -> np.ndarray:
+    def calibrate(self, score: float, rival: float, key: str) -> float:
+        """Confidence in [0, 1] for an entry scoring ``score`` when the best other has ``rival``."""
         s = self.settings
-        return 1.0 / (1.0 + np.exp(-s.slope * (fused - s.midpoint[lang])))
+        z = s.slope * (score - s.midpoint[key]) + s.margin_weight[key] * (score - rival)
+        return float(1.0 / (1.0 + math.exp(-max(-60.0, min(60.0, z)))))
+
+    def signal_scores(
+        self, question: str, lang: str, names: tuple[str, ...] | None = None
+    ) -> dict[str, np.ndarray]:
+        """Per-entry score under each signal (dense models, BM25).
+
+        By default: the signals the language uses, plus the multilingual encoder, which
+        scores entries that are not written in the question's language.
+        """
+        index = self.index()
+        out: dict[str, np.ndarray] = {}
+        if names is None:
+            names = tuple(k for k, w in self.settings.weights[lang].items() if w)
+            if not index.has_lang(lang).all():
+                names = tuple(dict.fromkeys([*names, MULTILINGUAL]))
+        for signal in names:
+            if signal == LEXICAL:
+                out[signal] = index.lexical_scores(tokens(question))
+            elif signal in self.models:
+                query = embedders.get(signal).encode([question])[0]
+                out[signal] = index.dense_scores(signal, query)
+        return out
+
+    def fuse(self, signals: dict[str, np.ndarray], lang: str, index: KnowledgeIndex) -> np.ndarray:
+        fused = np.zeros(len(index.entries), dtype=np.float32)
+        for signal, scores in signals.items():
+            fused += self.settings.weights[lang].get(signal, 0.0) * scores
+        other = ~index.has_lang(lang)
+        if other.any() and MULTILINGUAL in signals:
+            fused[other] = self.settings.cross_lingual_weight * signals[MULTILINGUAL][other]
+        return fused
+
+    def matches(
+        self, fused: np.ndarray, lang: str, index: KnowledgeIndex, top_k: int
+    ) -> list[Match]:
+        """The ``top_k`` best entries with calibrated confidences."""
+        k = min(max(top_k, 2), len(index.entries))
+        top = np.argpartition(-fused, k - 1)[:k]
+        top = [int(i) for i in top[np.argsort(-fused[top])] if math.isfinite(fused[i])]
+        out = []
+        for rank, i in enumerate(top):
+            rival = fused[top[1]] if rank == 0 and len(top) > 1 else fused[top[0]]
+            rival = float(rival) if len(top) > 1 else 0.0
+            key = lang if index.has_lang(lang)[i] else "xl"
+            out.append(
+                Match(index.entries[i], float(fused[i]), self.calibrate(fused[i], rival, key))
+            )
+        return out[:top_k]
+
+    def is_close_call(self, matches: list[Match]) -> bool:
+        """The runner-up is nearly as good, and would be answered on its own: ask which."""
+        if len(matches) < 2:
+            return False
+        first, second = matches[0], matches[1]
+        if first.score - second.score >= self.settings.ambiguity_margin:
+            return False
+        alone = self.calibrate(second.score, second.score, second.key)
+        return alone >= self.settings.threshold
 
     def rank(
         self, question: str, course: str | None = None, top_k: int = 3, lang: str | None = None
@@ -120,22 +191,10 @@ class Retriever:
         if not index.entries:
             return []
         lang = lang or detect_lang(question)
-        fused = np.zeros(len(index.entries), dtype=np.float32)
-        for model, weight in self.settings.weights[lang].items():
-            if weight and model in self.models:
-                query = embedders.get(model).encode([question])[0]
-                fused += weight * index.entry_scores(model, query)
+        fused = self.fuse(self.signal_scores(question, lang), lang, index)
         if course:
             fused[[e.course != course for e in index.entries]] = -np.inf
-        k = min(top_k, len(index.entries))
-        top = np.argpartition(-fused, k - 1)[:k]
-        top = top[np.argsort(-fused[top])]
-        conf = self.confidence(fused[top], lang)
-        return [
-            Match(index.entries[i], float(fused[i]), float(c))
-            for i, c in zip(top, conf, strict=True)
-            if math.isfinite(fused[i])
-        ]
+        return self.matches(fused, lang, index, top_k)
 
     # -- the pipeline ----------------------------------------------------
     def ask(
@@ -159,13 +218,7 @@ class Retriever:
         best = matches[0] if matches else None
         confidence = best.confidence if best else 0.0
         abstained = confidence < self.settings.threshold
-        ambiguous = (
-            not abstained
-            and len(matches) > 1
-            and matches[1].confidence >= self.settings.threshold
-            and best is not None
-            and best.score - matches[1].score < self.settings.ambiguity_margin
-        )
+        ambiguous = best is not None and not abstained and self.is_close_call(matches)
         result = AskResult(
             question=text,
             lang=lang,

@@ -163,6 +163,8 @@ class IndexUnit(Base):
     lang: Mapped[str] = mapped_column(String(8))
     text: Mapped[str] = mapped_column(Text)
     text_hash: Mapped[str] = mapped_column(String(64), index=True)
+    # Lexical terms (space-separated), computed at write time so start-up only splits.
+    terms: Mapped[str] = mapped_column(Text, default="")
 
 
 class Embedding(Base):

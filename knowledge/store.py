@@ -12,11 +12,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
-import numpy as np
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from knowledge import embedders
+from knowledge.lexical import tokens
 from knowledge.models import (
     Citation,
     Course,
@@ -151,6 +151,38 @@ def delete_entry(
     bump_version(session)
 
 
+def restore_entry(
+    session: Session,
+    entry: Entry,
+    *,
+    author: str,
+    data: EntryData | None = None,
+    expected_version: int | None = None,
+    models: Iterable[str] = DEFAULT_MODELS,
+) -> WriteResult:
+    """Undo a soft delete, or bring back an older revision's content (``data``).
+
+    Recorded as a ``restore`` revision; the index and the knowledge-base version follow
+    as for any other write.
+    """
+    if expected_version is not None and entry.version != expected_version:
+        raise StaleVersion(entry)
+    data = data or entry_data(entry)
+    if data.slug != entry.slug or data.course != entry.course.code:
+        raise ValueError("a restore keeps the entry's slug and course")
+    digest = data.content_hash()
+    if entry.deleted_at is None and entry.content_hash == digest:
+        return WriteResult("unchanged", entry)
+    entry.citations.clear()
+    session.flush()
+    _apply(entry, data, digest)
+    session.flush()
+    _record_revision(session, entry, data, "restore", author)
+    _rebuild_units(session, entry, data, models)
+    bump_version(session)
+    return WriteResult("updated", entry)
+
+
 def _apply(entry: Entry, data: EntryData, digest: str) -> None:
     entry.question = dict(data.question)
     entry.aliases = {k: list(v) for k, v in data.aliases.items()}
@@ -206,14 +238,27 @@ def units_for(data: EntryData) -> list[tuple[str, str, str]]:
 
 
 def _rebuild_units(session: Session, entry: Entry, data: EntryData, models: Iterable[str]) -> None:
-    session.execute(delete(IndexUnit).where(IndexUnit.entry_id == entry.id))
+    units = _write_units(session, entry.id, data)
+    for model in models:
+        ensure_embeddings(session, model, units)
+
+
+def _write_units(session: Session, entry_id: int, data: EntryData) -> list[str]:
+    """Replace an entry's index units; returns their texts."""
+    session.execute(delete(IndexUnit).where(IndexUnit.entry_id == entry_id))
     units = units_for(data)
     session.add_all(
-        IndexUnit(entry_id=entry.id, kind=k, lang=lang, text=t, text_hash=text_hash(t))
-        for k, lang, t in units
+        IndexUnit(
+            entry_id=entry_id,
+            kind=kind,
+            lang=lang,
+            text=text,
+            text_hash=text_hash(text),
+            terms=" ".join(tokens(text)),
+        )
+        for kind, lang, text in units
     )
-    for model in models:
-        ensure_embeddings(session, model, [t for _, _, t in units])
+    return [text for _, _, text in units]
 
 
 def ensure_embeddings(session: Session, model: str, texts: list[str]) -> int:
@@ -243,10 +288,6 @@ def ensure_embeddings(session: Session, model: str, texts: list[str]) -> int:
     return len(missing)
 
 
-def decode_vector(blob: bytes) -> np.ndarray:
-    return np.frombuffer(blob, dtype="<f4")
-
-
 def bump_version(session: Session) -> None:
     updated = session.execute(
         update(KbState)
@@ -272,15 +313,10 @@ def reindex(session: Session, models: Iterable[str] = DEFAULT_MODELS) -> dict[st
     entries = session.scalars(select(Entry).where(Entry.deleted_at.is_(None)).order_by(Entry.id))
     all_texts: list[str] = []
     for entry in entries:
-        units = units_for(entry_data(entry))
-        session.execute(delete(IndexUnit).where(IndexUnit.entry_id == entry.id))
-        session.add_all(
-            IndexUnit(entry_id=entry.id, kind=k, lang=lang, text=t, text_hash=text_hash(t))
-            for k, lang, t in units
-        )
-        all_texts.extend(t for _, _, t in units)
+        texts = _write_units(session, entry.id, entry_data(entry))
+        all_texts.extend(texts)
         stats["entries"] += 1
-        stats["units"] += len(units)
+        stats["units"] += len(texts)
     for model in models:
         stats["embedded"] += ensure_embeddings(session, model, all_texts)
     bump_version(session)

@@ -189,6 +189,7 @@ def upgrade() -> None:
         sa.Column("lang", sa.String(length=8), nullable=False),
         sa.Column("text", sa.Text(), nullable=False),
         sa.Column("text_hash", sa.String(length=64), nullable=False),
+        sa.Column("terms", sa.Text(), nullable=False),
         sa.ForeignKeyConstraint(
             ["entry_id"],
             ["entries.id"],

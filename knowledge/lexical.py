@@ -1,0 +1,118 @@
+"""BM25 over SudachiPy tokens (Japanese) and word tokens (English).
+
+MiniLM knows little Japanese; exact term overlap (バッチ正規化, VAE, √d) is a strong,
+cheap signal, and it helps decide when nothing in the knowledge base fits.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import threading
+from collections import Counter
+from collections.abc import Sequence
+
+import numpy as np
+
+from knowledge.text import detect_lang
+
+_WORD = re.compile(r"[a-z0-9]+(?:[-'][a-z0-9]+)*")
+_EN_STOP = frozenset(
+    """a an the and or but if of to in on at by for with about as is are was were be been being
+    do does did doing have has had having i me my we our you your he she it its they them their
+    this that these those what which who whom why how when where there here can could should
+    would will shall may might must not no so than too very just also only into from up down out
+    over under again then once any all both each few more most other some such own same s t don
+    get got im ive id dont doesnt isnt whats hey hi please thanks thank really actually like
+    anyone someone question ask know mean""".split()
+)
+# Sudachi parts of speech that carry no topic: particles, auxiliaries, symbols, blanks.
+_JA_SKIP_POS = frozenset({"助詞", "助動詞", "補助記号", "空白", "接続詞", "感動詞"})
+_JA_STOP = frozenset(
+    """何故 する 為る ある 有る いる 居る なる 成る 良い こと 事 もの 物 これ それ どう 何 ない 無い
+    の ん よう 様 です ます""".split()
+)
+
+_tokenizer_lock = threading.Lock()
+_tokenizer = None
+
+
+def _sudachi():  # type: ignore[no-untyped-def]
+    global _tokenizer
+    with _tokenizer_lock:
+        if _tokenizer is None:
+            from sudachipy import Dictionary
+
+            _tokenizer = Dictionary(dict="core").tokenizer(mode="C")
+        return _tokenizer
+
+
+def _en_stem(word: str) -> str:
+    """A light suffix stripper: plural and common inflections (normalises, normalizes)."""
+    for suffix, keep in (("ization", "iz"), ("isation", "iz"), ("ises", "iz"), ("izes", "iz"),
+                         ("ised", "iz"), ("ized", "iz"), ("ise", "iz"), ("ize", "iz"),
+                         ("ing", ""), ("ies", "y"), ("es", ""), ("ed", ""), ("s", "")):  # fmt: skip
+        if word.endswith(suffix) and len(word) - len(suffix) >= 3:
+            return word[: -len(suffix)] + keep
+    return word
+
+
+def tokens(text: str) -> list[str]:
+    """Topic-bearing terms of ``text`` (normalised text expected)."""
+    if detect_lang(text) == "ja":
+        tokenizer = _sudachi()
+        with _tokenizer_lock:  # Sudachi tokenizers are not thread-safe
+            morphemes = tokenizer.tokenize(text)
+            out = []
+            for m in morphemes:
+                if m.part_of_speech()[0] in _JA_SKIP_POS:
+                    continue
+                form = m.normalized_form().lower()
+                if form in _JA_STOP or not form.strip():
+                    continue
+                out.append(_en_stem(form) if form.isascii() else form)
+            return out
+    return [_en_stem(w) for w in _WORD.findall(text.lower()) if w not in _EN_STOP]
+
+
+class BM25:
+    """Okapi BM25 over short units; scores normalised to [0, 1] per query.
+
+    The normalised score is the BM25 score divided by the query's best possible score
+    (every query term matched), so 1.0 means every informative query term was found.
+    """
+
+    def __init__(self, docs: Sequence[list[str]], k1: float = 1.2, b: float = 0.5) -> None:
+        self.k1, self.b = k1, b
+        self.n = len(docs)
+        self.lengths = np.array([len(d) for d in docs], dtype=np.float32)
+        self.avg = float(self.lengths.mean()) if self.n else 1.0
+        df: Counter[str] = Counter()
+        postings: dict[str, list[tuple[int, int]]] = {}
+        for i, doc in enumerate(docs):
+            for term, tf in Counter(doc).items():
+                df[term] += 1
+                postings.setdefault(term, []).append((i, tf))
+        self.idf = {t: math.log(1 + (self.n - f + 0.5) / (f + 0.5)) for t, f in df.items()}
+        self.postings = {
+            t: (
+                np.array([p[0] for p in ps], dtype=np.int64),
+                np.array([p[1] for p in ps], dtype=np.float32),
+            )
+            for t, ps in postings.items()
+        }
+        self.default_idf = math.log(1 + (self.n + 0.5) / 0.5)  # for terms seen nowhere
+
+    def scores(self, query: list[str]) -> np.ndarray:
+        out = np.zeros(self.n, dtype=np.float32)
+        terms = Counter(query)
+        if not terms or not self.n:
+            return out
+        best = sum(self.idf.get(t, self.default_idf) for t in terms)
+        norm = self.k1 * (1 - self.b + self.b * self.lengths / self.avg)
+        for term in terms:
+            if term not in self.postings:
+                continue
+            ids, tf = self.postings[term]
+            out[ids] += self.idf[term] * tf * (self.k1 + 1) / (tf + norm[ids]) / (self.k1 + 1)
+        return out / best
