@@ -126,7 +126,7 @@ def _search(retriever, qs, fs, candidates, base):  # type: ignore[no-untyped-def
     for s in candidates:
         m = evaluate(retriever, qs, fs, s)
         key = (
-            m["answered_precision"] >= 0.97 and m["decline_recall"] >= 0.94,
+            m["answered_precision"] >= 0.98 and m["decline_recall"] >= 0.95,
             round(m["correct_decisions"], 4),
             round(m["mrr"], 4),
         )

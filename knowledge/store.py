@@ -7,6 +7,8 @@ so every process refreshes its in-memory index.
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -279,13 +281,48 @@ def ensure_embeddings(session: Session, model: str, texts: list[str]) -> int:
     missing = [h for h in hashes if h not in known]
     if not missing:
         return 0
-    vectors = embedders.get(model).encode([by_hash[h] for h in missing])
+    blobs = _recent.get_many(model, missing)
+    to_encode = [h for h in missing if h not in blobs]
+    if to_encode:
+        vectors = embedders.get(model).encode([by_hash[h] for h in to_encode])
+        for h, v in zip(to_encode, vectors, strict=True):
+            blobs[h] = v.astype("<f4").tobytes()
+            _recent.put(model, h, blobs[h])
     session.add_all(
-        Embedding(model=model, text_hash=h, dim=int(v.shape[0]), vector=v.astype("<f4").tobytes())
-        for h, v in zip(missing, vectors, strict=True)
+        Embedding(model=model, text_hash=h, dim=len(blobs[h]) // 4, vector=blobs[h])
+        for h in missing
     )
     session.flush()
     return len(missing)
+
+
+class _RecentVectors:
+    """A bounded in-process memo of recent embeddings by (model, text hash).
+
+    Saves re-encoding when the same text is written to another database in this process
+    (imports into fresh databases, tests, benchmarks); the database stays the store.
+    """
+
+    def __init__(self, capacity: int = 20_000) -> None:
+        self.capacity = capacity
+        self._data: OrderedDict[tuple[str, str], bytes] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get_many(self, model: str, hashes: list[str]) -> dict[str, bytes]:
+        with self._lock:
+            found = {h: self._data[(model, h)] for h in hashes if (model, h) in self._data}
+            for h in found:
+                self._data.move_to_end((model, h))
+            return found
+
+    def put(self, model: str, digest: str, blob: bytes) -> None:
+        with self._lock:
+            self._data[(model, digest)] = blob
+            while len(self._data) > self.capacity:
+                self._data.popitem(last=False)
+
+
+_recent = _RecentVectors()
 
 
 def bump_version(session: Session) -> None:

@@ -9,12 +9,14 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 
 from huey import Huey, RedisHuey, SqliteHuey
 from sqlalchemy.orm import Session, sessionmaker
 
 from runners import store
 
+DEFAULT_NAME = "runnable-answers"
 _queues: dict[str, Queue] = {}
 _lock = threading.Lock()
 
@@ -54,12 +56,18 @@ class Queue:
 
 
 def make_huey(url: str) -> Huey:
+    """SqliteHuey for sqlite:///PATH, RedisHuey for redis://HOST:PORT/DB[?name=QUEUE]."""
     if url.startswith(("redis://", "rediss://")):
-        return RedisHuey("runnable-answers", url=url, results=False)
+        # ?name= separates queues sharing one Redis (e.g. test runs); redis-py must not see it.
+        parts = urlsplit(url)
+        query = parse_qs(parts.query)
+        name = query.pop("name", [DEFAULT_NAME])[0]
+        clean = urlunsplit(parts._replace(query=urlencode(query, doseq=True)))
+        return RedisHuey(name, url=clean, results=False)
     if url.startswith("sqlite:///"):
         path = Path(url.removeprefix("sqlite:///"))
         path.parent.mkdir(parents=True, exist_ok=True)
-        return SqliteHuey("runnable-answers", filename=str(path), results=False)
+        return SqliteHuey(DEFAULT_NAME, filename=str(path), results=False)
     raise ValueError(f"QUEUE_URL must be sqlite:///PATH or redis://HOST:PORT/DB, got {url!r}")
 
 

@@ -11,7 +11,18 @@ threads = int(os.environ.get("WEB_THREADS", "4"))
 worker_class = "gthread"
 timeout = 60
 graceful_timeout = 20
-accesslog = "-"
+keepalive = 5
+accesslog = os.environ.get("WEB_ACCESS_LOG", "-")
+
+
+def on_starting(server) -> None:  # type: ignore[no-untyped-def]
+    """Several workers must share one real secret, or sessions break between them."""
+    if server.cfg.workers > 1 and not os.environ.get("SECRET_KEY"):
+        raise SystemExit(
+            "refusing to start several web workers without SECRET_KEY: set it to a long "
+            "random value shared by every web process (e.g. python -c "
+            "'import secrets; print(secrets.token_urlsafe(48))')"
+        )
 
 
 def post_worker_init(worker) -> None:  # type: ignore[no-untyped-def]

@@ -28,32 +28,77 @@ PG_ADMIN_URL = os.environ.get(
 )
 
 
-@pytest.fixture(scope="session")
-def seeded_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A migrated SQLite database with the seed imported, built once per test session."""
-    path = tmp_path_factory.mktemp("template") / "seeded.db"
-    url = f"sqlite:///{path}"
+# RA_TEST_SETUP=scaled runs the whole suite on PostgreSQL + a Redis queue (as deployed at
+# scale); the default is the embedded setup (SQLite + SQLite queue).
+SETUP = os.environ.get("RA_TEST_SETUP", "embedded")
+REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+def _seed(url: str) -> None:
     migrate.upgrade(url)
     engine = make_engine(url)
     importer.import_path(make_sessionmaker(engine), SEED, registry.names())
     engine.dispose()
-    return path
+
+
+def _pg(sql: str) -> None:
+    import psycopg
+
+    admin = PG_ADMIN_URL.replace("postgresql+psycopg://", "postgresql://")
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(sql)
+
+
+def _pg_url(name: str) -> str:
+    return f"{PG_ADMIN_URL.rsplit('/', 1)[0]}/{name}"
+
+
+@pytest.fixture(scope="session")
+def seeded_template(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A migrated database with the seed imported, built once per test session.
+
+    Embedded: a SQLite file copied per test. Scaled: a PostgreSQL template database.
+    """
+    if SETUP == "scaled":
+        name = f"ra_tpl_{uuid.uuid4().hex[:10]}"
+        _pg(f'CREATE DATABASE "{name}"')
+        _seed(_pg_url(name))
+        yield name
+        _pg(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        return
+    path = tmp_path_factory.mktemp("template") / "seeded.db"
+    _seed(f"sqlite:///{path}")
+    yield str(path)
 
 
 @pytest.fixture
-def db_url(seeded_template: Path, tmp_path: Path) -> str:
+def db_url(seeded_template: str, tmp_path: Path) -> Iterator[str]:
+    """A fresh seeded database for one test."""
+    if SETUP == "scaled":
+        name = f"ra_t_{uuid.uuid4().hex[:12]}"
+        _pg(f'CREATE DATABASE "{name}" TEMPLATE "{seeded_template}"')
+        yield _pg_url(name)
+        _pg(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        return
     target = tmp_path / "app.db"
     shutil.copy(seeded_template, target)
-    return f"sqlite:///{target}"
+    yield f"sqlite:///{target}"
 
 
 @pytest.fixture
-def app(db_url: str, tmp_path: Path) -> Iterator[Flask]:
+def queue_url(tmp_path: Path) -> str:
+    if SETUP == "scaled":
+        return f"{REDIS_URL}?name=ra-test-{uuid.uuid4().hex[:12]}"
+    return f"sqlite:///{tmp_path / 'queue.db'}"
+
+
+@pytest.fixture
+def app(db_url: str, queue_url: str) -> Iterator[Flask]:
     app = create_app(
         {
             "TESTING": True,
             "DATABASE_URL": db_url,
-            "QUEUE_URL": f"sqlite:///{tmp_path / 'queue.db'}",
+            "QUEUE_URL": queue_url,
             "SERVER_NAME": "localhost",
         }
     )
@@ -74,12 +119,7 @@ def runner(app: Flask) -> FlaskCliRunner:
 @pytest.fixture
 def pg_url() -> Iterator[str]:
     """A fresh, empty PostgreSQL database for one test, dropped afterwards."""
-    psycopg = pytest.importorskip("psycopg")
     name = f"ra_test_{uuid.uuid4().hex[:12]}"
-    admin = PG_ADMIN_URL.replace("postgresql+psycopg://", "postgresql://")
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    base = PG_ADMIN_URL.rsplit("/", 1)[0]
-    yield f"{base}/{name}"
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    _pg(f'CREATE DATABASE "{name}"')
+    yield _pg_url(name)
+    _pg(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
