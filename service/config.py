@@ -3,11 +3,31 @@
 from __future__ import annotations
 
 import os
+import secrets
 from pathlib import Path
 from typing import Any
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 SEED_CONTENT = PROJECT_ROOT / "knowledge" / "content"
+
+
+def instance_secret(instance: Path) -> str:
+    """A random key kept in the instance folder, for the embedded one-machine setup.
+
+    Processes on one machine share it; several hosts must set SECRET_KEY instead.
+    """
+    path = instance / "secret_key"
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        instance.mkdir(parents=True, exist_ok=True)
+        key = secrets.token_urlsafe(48)
+        try:
+            with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as f:
+                f.write(key)
+        except FileExistsError:  # another process won the race; use its key
+            return path.read_text().strip()
+        return key
 
 
 def default_settings(instance_path: str) -> dict[str, Any]:
@@ -17,7 +37,7 @@ def default_settings(instance_path: str) -> dict[str, Any]:
             "DATABASE_URL", f"sqlite:///{instance / 'runnable_answers.db'}"
         ),
         "QUEUE_URL": os.environ.get("QUEUE_URL", f"sqlite:///{instance / 'queue.db'}"),
-        "SECRET_KEY": os.environ.get("SECRET_KEY", "dev-only-not-secret"),
+        "SECRET_KEY": os.environ.get("SECRET_KEY") or instance_secret(instance),
         "MAX_CONTENT_LENGTH": 256 * 1024,  # request bodies over this get 413
         "JSON_SORT_KEYS": False,
         "PUBLIC_URL": os.environ.get("PUBLIC_URL", ""),

@@ -1,106 +1,200 @@
-// Minimal chat: ask, show the sanitised answer, citations and related matches.
+// The chat: each question becomes a turn with its answer (or a kind decline), citations,
+// confidence, "did you mean" choices, related questions, the experiment and feedback.
 (function () {
   "use strict";
+  const RA = window.RA;
   const $ = (id) => document.getElementById(id);
   const form = $("ask-form");
+  const input = $("question");
+  const button = $("ask-button");
+  const conversation = $("conversation");
+  const status = $("status");
+  let turns = 0;
 
-  function text(tag, value, attrs) {
-    const el = document.createElement(tag);
-    el.textContent = value;
-    Object.entries(attrs || {}).forEach(([k, v]) => el.setAttribute(k, v));
-    return el;
+  function announce(text) {
+    status.textContent = "";
+    window.setTimeout(() => { status.textContent = text; }, 50);
   }
 
-  function safeUrl(url) {
-    try {
-      const u = new URL(url, window.location.href);
-      return (u.protocol === "http:" || u.protocol === "https:") ? u.href : null;
-    } catch (e) { return null; }
+  function askButton(question) {
+    return RA.el("button", { type: "button", class: "choice", lang: RA.detectLang(question) }, question);
   }
 
-  function showCitations(citations) {
-    const list = $("citations");
-    list.replaceChildren();
-    citations.forEach((c) => {
-      const li = text("li", "", { id: "cite-" + c.key });
-      li.append(c.authors.join(", ") + " (" + c.year + "). ");
-      const href = c.url && safeUrl(c.url);
-      li.append(href ? text("a", c.title, { href: href, rel: "noopener noreferrer nofollow" }) : c.title);
-      li.append(". " + c.venue + ".");
-      list.append(li);
-    });
-    $("citations-heading").hidden = citations.length === 0;
+  function confidenceText(value) {
+    const level = value >= 0.9 ? "chat.conf_high" : value >= 0.7 ? "chat.conf_mid" : "chat.conf_low";
+    return { level: level, text: RA.t(level), value: RA.t("chat.conf_value", { percent: Math.round(value * 100) }) };
   }
 
-  function showMatches(matches, skip) {
-    const list = $("matches");
-    list.replaceChildren();
-    matches.filter((m) => m.slug !== skip).forEach((m) => {
-      const li = document.createElement("li");
-      li.append(text("a", m.question, { href: "/entries/" + encodeURIComponent(m.slug) }));
-      list.append(li);
+  function citationItem(c, prefix) {
+    const href = c.url && RA.safeUrl(c.url);
+    const title = href ? RA.el("a", { href: href, rel: "noopener noreferrer nofollow" }, c.title) : c.title;
+    return RA.el("li", { id: prefix + c.key },
+      RA.el("span", { class: "authors" }, c.authors.join(", ")), " (" + c.year + "). ",
+      title, ". ", RA.el("em", {}, c.venue), ".");
+  }
+
+  // Citation markers link to #cite-<key>; a conversation holds many answers, so each turn
+  // gets its own prefix.
+  function localiseCitationLinks(body, prefix) {
+    body.querySelectorAll('a[href^="#cite-"]').forEach((a) => {
+      a.setAttribute("href", "#" + prefix + a.getAttribute("href").slice("#cite-".length));
+      a.classList.add("cite-ref");
     });
   }
 
-  function render(data) {
-    $("result").hidden = false;
-    const notice = $("notice");
-    notice.replaceChildren();
-    notice.className = "";
-    if (data.abstained) {
-      notice.className = "notice";
-      notice.append(text("p", "I don't have a curated answer for this yet, so your question was sent to the TAs. " +
-        "Here are the closest entries I know about."));
-      $("answer-question").textContent = "";
-      $("answer-body").replaceChildren();
-      $("answer-body").hidden = true;
-      showCitations([]);
-      $("experiment").hidden = true;
+  function showAnswer(turn, data, number) {
+    const q = (name) => turn.querySelector("[data-" + name + "]");
+    const answer = data.answer;
+    const prefix = "t" + number + "-cite-";
+    const shown = new Set();
+
+    if (data.abstained || !answer) {
+      q("declined").hidden = false;
+      q("related-heading").textContent = RA.t("chat.related_declined");
     } else {
-      const a = data.answer;
+      shown.add(answer.slug);
+      const head = q("answer-head");
+      head.hidden = false;
+      const link = q("answer-link");
+      link.textContent = answer.question;
+      link.setAttribute("href", RA.safeUrl(answer.url) || "/entries/" + encodeURIComponent(answer.slug));
+      link.setAttribute("title", RA.t("chat.open_permalink"));
+      link.setAttribute("lang", answer.lang);
+      const conf = confidenceText(data.confidence);
+      const badge = q("confidence");
+      badge.className = "confidence " + conf.level.replace("chat.", "");
+      badge.replaceChildren(RA.el("span", { class: "level" }, conf.text), " ",
+        RA.el("span", { class: "muted" }, "(" + conf.value + ")"));
+
       if (data.did_you_mean && data.did_you_mean.length > 1) {
-        notice.className = "notice";
-        notice.append(text("p", "Two entries are close. Did you mean one of these?"));
-        const ul = document.createElement("ul");
-        data.did_you_mean.forEach((m) => {
-          const li = document.createElement("li");
-          li.append(text("a", m.question, { href: "/entries/" + encodeURIComponent(m.slug) }));
-          ul.append(li);
-        });
-        notice.append(ul);
+        q("dym").hidden = false;
+        q("dym-list").replaceChildren(...data.did_you_mean.map((m) => {
+          shown.add(m.slug);
+          if (m.slug === answer.slug) {
+            return RA.el("li", {}, RA.el("span", { class: "choice current" },
+              RA.el("span", { lang: RA.detectLang(m.question) }, m.question), " ",
+              RA.el("span", { class: "muted" }, RA.t("chat.shown_below"))));
+          }
+          return RA.el("li", {}, askButton(m.question));
+        }));
       }
-      $("answer-question").textContent = a.question + " (confidence " + Math.round(data.confidence * 100) + "%)";
-      // answer_html is sanitised on the server (nh3 allow-list, raw HTML disabled).
-      $("answer-body").innerHTML = a.answer_html;
-      $("answer-body").hidden = false;
-      showCitations(a.citations);
-      $("experiment").hidden = !a.runner;
-      $("experiment").dataset.slug = a.slug;
-      if (window.RunnableAnswers && window.RunnableAnswers.reset) window.RunnableAnswers.reset();
+
+      const body = q("answer-body");
+      body.setAttribute("lang", answer.lang);
+      // answer_html is sanitised on the server (nh3 allow-list; raw HTML in Markdown is escaped).
+      body.innerHTML = answer.answer_html;
+      localiseCitationLinks(body, prefix);
+
+      if (answer.citations && answer.citations.length) {
+        q("citations-section").hidden = false;
+        q("citations").replaceChildren(...answer.citations.map((c) => citationItem(c, prefix)));
+      }
+      if (answer.runner) {
+        const panel = $("experiment-template").content.firstElementChild.cloneNode(true);
+        panel.dataset.slug = answer.slug;
+        panel.dataset.runner = answer.runner.name;
+        panel.dataset.params = JSON.stringify(answer.runner.params || {});
+        panel.dataset.lang = answer.lang;
+        panel.querySelectorAll("[lang]").forEach((node) => node.setAttribute("lang", answer.lang));
+        q("experiment-slot").replaceWith(panel);
+        RA.runs.init(panel);
+      }
+      if (data.question_id) q("feedback").hidden = false;
     }
-    showMatches(data.matches, data.answer ? data.answer.slug : null);
+
+    const related = (data.matches || []).filter((m) => !shown.has(m.slug));
+    if (related.length) {
+      q("related-section").hidden = false;
+      q("related").replaceChildren(...related.map((m) => RA.el("li", {}, askButton(m.question))));
+    }
+
+    q("feedback").querySelectorAll("button[data-helpful]").forEach((b) => {
+      b.addEventListener("click", () => sendFeedback(turn, data.question_id, b.dataset.helpful === "true"));
+    });
+    announce(answer && !data.abstained ? RA.t("chat.answered", { title: answer.question })
+      : RA.t("chat.declined_status"));
   }
 
-  form.addEventListener("submit", async (event) => {
-    event.preventDefault();
-    const question = $("question").value;
-    if (!question.trim()) { $("status").textContent = "Please type a question."; return; }
-    $("ask-button").disabled = true;
-    $("status").textContent = "Searching…";
+  async function sendFeedback(turn, questionId, helpful) {
+    const box = turn.querySelector("[data-feedback]");
+    const done = turn.querySelector("[data-feedback-done]");
+    box.querySelectorAll("button").forEach((b) => { b.disabled = true; });
     try {
-      const res = await fetch("/api/v1/ask", {
-        method: "POST",
-        headers: { "Content-Type": "application/json" },
-        body: JSON.stringify({ question: question }),
+      const res = await RA.requestJSON("/api/v1/feedback", {
+        method: "POST", json: { question_id: questionId, helpful: helpful },
       });
-      const data = await res.json();
-      if (!res.ok) { $("status").textContent = data.error ? data.error.message : "Request failed."; return; }
-      $("status").textContent = "";
-      render(data);
+      if (!res.ok) throw new Error(RA.errorMessage(res));
+      box.querySelectorAll("button").forEach((b) => { b.hidden = true; });
+      box.querySelector(".feedback-label").hidden = true;
+      done.textContent = helpful ? RA.t("chat.thanks_yes") : RA.t("chat.thanks_no");
     } catch (e) {
-      $("status").textContent = "The service could not be reached. Please try again.";
-    } finally {
-      $("ask-button").disabled = false;
+      box.querySelectorAll("button").forEach((b) => { b.disabled = false; });
+      done.textContent = e.message || RA.t("common.network_error");
     }
+  }
+
+  function showError(turn, text) {
+    const content = turn.querySelector("[data-content]");
+    content.replaceChildren(RA.el("p", { class: "notice error", role: "alert" }, text));
+  }
+
+  async function ask(raw) {
+    const question = raw.trim();
+    const error = $("ask-error");
+    error.textContent = "";
+    if (!question) {
+      error.textContent = RA.t("chat.empty");
+      input.focus();
+      return;
+    }
+    const number = ++turns;
+    const turn = $("turn-template").content.firstElementChild.cloneNode(true);
+    turn.id = "turn-" + number;
+    const bubble = turn.querySelector("[data-question]");
+    bubble.textContent = question;
+    bubble.setAttribute("lang", RA.detectLang(question));
+    conversation.append(turn);
+    document.body.classList.add("has-conversation");
+    turn.scrollIntoView({ block: "start" });
+    input.value = "";
+    button.disabled = true;
+    announce(RA.t("chat.searching"));
+
+    const card = turn.querySelector(".answer-card");
+    try {
+      const res = await RA.requestJSON("/api/v1/ask", { method: "POST", json: { question: question } });
+      turn.querySelector("[data-placeholder]").hidden = true;
+      turn.querySelector("[data-content]").hidden = false;
+      if (!res.ok) {
+        showError(turn, RA.errorMessage(res));
+      } else {
+        showAnswer(turn, res.data, number);
+      }
+    } catch (e) {
+      turn.querySelector("[data-placeholder]").hidden = true;
+      turn.querySelector("[data-content]").hidden = false;
+      showError(turn, RA.t("common.network_error"));
+    } finally {
+      card.setAttribute("aria-busy", "false");
+      button.disabled = false;
+    }
+  }
+
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    ask(input.value);
+  });
+  input.addEventListener("keydown", (event) => {
+    // Enter sends; Shift+Enter is a new line; Enter that confirms an IME conversion is not.
+    if (event.key === "Enter" && !event.shiftKey && !event.isComposing && event.keyCode !== 229) {
+      event.preventDefault();
+      ask(input.value);
+    }
+  });
+  // Example chips, related questions and "did you mean" choices ask their text.
+  document.addEventListener("click", (event) => {
+    const target = event.target.closest("button.choice, button.chip");
+    if (!target) return;
+    ask(target.dataset.ask || target.textContent);
   });
 })();

@@ -1,0 +1,438 @@
+"""TA entry pages at ``/ta/entries``: list and search, create and edit, history, delete and undo.
+
+Every write goes through ``knowledge.store`` (upsert_entry, delete_entry, restore_entry), so
+each one is a revision, keeps the index fresh and bumps the knowledge-base version.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from flask import Blueprint, flash, redirect, render_template, request, url_for
+from pydantic import ValidationError
+from sqlalchemy import String, cast, func, or_, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm.exc import StaleDataError
+from werkzeug.wrappers import Response as BaseResponse
+
+from knowledge import queue_groups
+from knowledge.ask import MAX_QUESTION_CHARS
+from knowledge.db import transaction
+from knowledge.feedback_stats import feedback_by_entry
+from knowledge.models import AskLog, Course, Entry, EntryRevision
+from knowledge.schema import LANGS, SLUG_RE, EntryData
+from knowledge.store import (
+    StaleVersion,
+    delete_entry,
+    entry_data,
+    find_entry,
+    restore_entry,
+    upsert_entry,
+)
+from knowledge.text import detect_lang, normalize
+from runners import registry
+from service import auth, diffs
+from service.entry_form import EntryForm, parse_ids
+from service.extensions import core
+from service.i18n import translate, ui_lang
+from service.presenters import pick_lang
+
+bp = Blueprint("ta_entries", __name__, url_prefix="/ta/entries")
+auth.guard_staff_blueprint(bp)
+
+DEFAULT_COURSE = "nyu-dl-f20"
+# Saving a new entry whose question an existing entry answers this confidently needs a
+# confirmation (the panel in the editor shows the closest entries whatever their score).
+DUPLICATE_CONFIDENCE = 0.85
+MAX_REVISIONS_SHOWN = 100
+PAGE_SIZE = 50  # entries per page of the list
+
+
+@dataclass
+class SimilarEntry:
+    slug: str
+    question: str
+    confidence: float
+    likely_duplicate: bool  # an existing entry answers the draft's question confidently
+
+
+def similar_entries(
+    questions: dict[str, str], exclude: str | None = None, top_k: int = 3
+) -> list[SimilarEntry]:
+    """Existing entries closest to the draft's questions (best over its languages)."""
+    retriever = core().retriever
+    best: dict[str, SimilarEntry] = {}
+    for text in questions.values():
+        text = normalize(text)[:MAX_QUESTION_CHARS]
+        if len(text) < 3:
+            continue
+        for match in retriever.rank(text, top_k=top_k + 1, lang=detect_lang(text)):
+            slug = match.entry.slug
+            if slug == exclude or (slug in best and best[slug].confidence >= match.confidence):
+                continue
+            best[slug] = SimilarEntry(
+                slug,
+                match.entry.question[pick_lang(match.entry.question, ui_lang())],
+                match.confidence,
+                match.confidence >= max(DUPLICATE_CONFIDENCE, retriever.settings.threshold),
+            )
+    return sorted(best.values(), key=lambda s: -s.confidence)[:top_k]
+
+
+def entry_by_slug(session: Session, slug: str, deleted: bool = False) -> Entry | None:
+    """The entry a URL names; a malformed slug names none (and never reaches the database)."""
+    if len(slug) > 120 or not re.fullmatch(SLUG_RE, slug):
+        return None
+    return find_entry(session, slug, deleted=deleted)  # type: ignore[no-any-return]
+
+
+# -- list -------------------------------------------------------------------
+@bp.get("/")
+def index() -> str:
+    text = normalize(request.args.get("q", "").replace("\x00", ""))[:200]
+    query = (
+        select(Entry)
+        .join(Course)
+        .where(Entry.deleted_at.is_(None))
+        .options(selectinload(Entry.course))
+    )
+    if text:
+        like = "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        query = query.where(
+            or_(
+                Entry.slug.ilike(like, escape="\\"),
+                cast(Entry.question, String).ilike(like, escape="\\"),
+                cast(Entry.aliases, String).ilike(like, escape="\\"),
+                cast(Entry.tags, String).ilike(like, escape="\\"),
+                cast(Entry.answer, String).ilike(like, escape="\\"),
+            )
+        )
+    page = request.args.get("page", "1")
+    page_number = int(page) if page.isdigit() and 0 < len(page) < 7 else 1
+    with core().sessions() as session:
+        total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+        entries = session.scalars(
+            query.order_by(Entry.updated_at.desc(), Entry.slug)
+            .limit(PAGE_SIZE)
+            .offset((page_number - 1) * PAGE_SIZE)
+        ).all()
+        deleted = session.scalars(
+            select(Entry)
+            .where(Entry.deleted_at.is_not(None))
+            .order_by(Entry.deleted_at.desc())
+            .limit(20)
+        ).all()
+        stats = feedback_by_entry(session)
+        just_deleted = request.args.get("deleted", "")
+        undo = next((e for e in deleted if e.slug == just_deleted), None)
+        return render_template(
+            "ta/entries.html",
+            entries=entries,
+            deleted=deleted,
+            stats=stats,
+            q=text,
+            undo=undo,
+            page=page_number,
+            pages=max(1, -(-total // PAGE_SIZE)),
+            total=total,
+        )
+
+
+# -- create -----------------------------------------------------------------
+@bp.get("/new")
+def new() -> str:
+    form = EntryForm(course=DEFAULT_COURSE)
+    resolves = parse_ids(request.args.get("resolves", ""))
+    if resolves:
+        _prefill_from_queue(form, resolves)
+    elif request.args.get("question"):
+        question = " ".join(request.args["question"].split())[:2000]
+        form.question[detect_lang(question)] = question
+    return _editor(form, mode="new")
+
+
+def _prefill_from_queue(form: EntryForm, ids: list[int]) -> None:
+    """The newest queued question becomes the question; other phrasings become aliases."""
+    with core().sessions() as session:
+        rows = session.execute(
+            select(AskLog.id, AskLog.question)
+            .where(AskLog.id.in_(ids), AskLog.abstained.is_(True))
+            .order_by(AskLog.created_at.desc(), AskLog.id.desc())
+        ).all()
+    if not rows:
+        return
+    form.resolves = sorted(r[0] for r in rows)
+    seen: set[str] = set()
+    aliases: dict[str, list[str]] = {lang: [] for lang in LANGS}
+    for _, question in rows:
+        text = " ".join(question.split())[:500]  # as the student wrote it
+        key = normalize(text).casefold()
+        if key in seen or len(text) < 3:
+            continue
+        seen.add(key)
+        lang = detect_lang(text)
+        if not form.question[lang]:
+            form.question[lang] = text
+        elif len(aliases[lang]) < 50:
+            aliases[lang].append(text)
+    for lang in LANGS:
+        form.aliases[lang] = "\n".join(aliases[lang])
+
+
+@bp.post("/new")
+def create() -> str | BaseResponse | tuple[str, int]:
+    form = EntryForm.from_request(request.form)
+    data = form.to_data()
+    if data is None:
+        return _editor(form, mode="new"), 400
+    user = auth.current_user()
+    assert user is not None
+    with core().sessions() as session:
+        existing = find_entry(session, data.slug, data.course, deleted=True)
+        if existing is not None:
+            key = "ta.slug_deleted" if existing.deleted_at is not None else "ta.slug_taken"
+            form.errors["slug"] = translate(key)
+            return _editor(form, mode="new"), 400
+    if not request.form.get("not_duplicate"):
+        similar = [s for s in similar_entries(data.question) if s.likely_duplicate]
+        if similar:
+            return _editor(form, mode="new", duplicates=similar), 409
+    try:
+        with transaction(core().sessions) as session:
+            upsert_entry(session, data, author=user.username)
+            answered = queue_groups.resolve(session, form.resolves, data.slug)
+    except IntegrityError:  # someone created the same slug a moment ago
+        form.errors["slug"] = translate("ta.slug_taken")
+        return _editor(form, mode="new"), 409
+    flash(translate("ta.created", slug=data.slug), "success")
+    if answered:
+        flash(translate("ta.queue_answered", count=answered), "success")
+    return redirect(url_for("ta_entries.edit", slug=data.slug))
+
+
+# -- edit -------------------------------------------------------------------
+@bp.get("/<slug>/edit")
+def edit(slug: str) -> str | tuple[str, int]:
+    with core().sessions() as session:
+        entry = entry_by_slug(session, slug)
+        if entry is None:
+            return _not_found()
+        form = EntryForm.from_data(entry_data(entry), entry.version)
+    return _editor(form, mode="edit")
+
+
+@bp.post("/<slug>/edit")
+def update(slug: str) -> str | BaseResponse | tuple[str, int]:
+    form = EntryForm.from_request(request.form)
+    user = auth.current_user()
+    assert user is not None
+    with core().sessions() as session:
+        entry = entry_by_slug(session, slug)
+        if entry is None:
+            return _not_found()
+        form.slug, form.course = entry.slug, entry.course.code  # never renamed here
+    if form.version is None:
+        form.errors.setdefault("form", translate("ta.version_missing"))
+    data = form.to_data()
+    if data is None:
+        return _editor(form, mode="edit"), 400
+    try:
+        with transaction(core().sessions) as session:
+            entry = entry_by_slug(session, slug)
+            if entry is None:
+                return _not_found()
+            result = upsert_entry(
+                session, data, author=user.username, expected_version=form.version
+            )
+            version = result.entry.version
+    except (StaleVersion, StaleDataError):
+        return _stale(form, data)
+    if result.outcome == "unchanged":
+        flash(translate("ta.unchanged"), "info")
+    else:
+        flash(translate("ta.saved", slug=slug, version=version), "success")
+    return redirect(url_for("ta_entries.edit", slug=slug))
+
+
+def _stale(form: EntryForm, draft: EntryData) -> tuple[str, int]:
+    """Someone saved first: keep the draft, show what changed, and let the TA save over it."""
+    with core().sessions() as session:
+        current = find_entry(session, draft.slug, draft.course)
+        if current is None:
+            form.errors["form"] = translate("ta.deleted_meanwhile")
+            return _editor(form, mode="edit"), 409
+        last = session.scalar(
+            select(EntryRevision)
+            .where(EntryRevision.entry_id == current.id)
+            .order_by(EntryRevision.number.desc())
+            .limit(1)
+        )
+        stale = {
+            "version": current.version,
+            "author": last.author if last else "?",
+            "at": last.created_at if last else current.updated_at,
+            "diff": diffs.diff(
+                entry_data(current).canonical(),
+                draft.canonical(),
+                translate("ta.diff_current", version=current.version),
+                translate("ta.diff_draft"),
+            ),
+        }
+        form.version = current.version  # saving again overwrites, knowingly
+    return _editor(form, mode="edit", stale=stale), 409
+
+
+# -- delete and undo --------------------------------------------------------
+@bp.post("/<slug>/delete")
+def remove(slug: str) -> BaseResponse | tuple[str, int]:
+    user = auth.current_user()
+    assert user is not None
+    version = request.form.get("version", "")
+    with transaction(core().sessions) as session:
+        entry = entry_by_slug(session, slug)
+        if entry is None:
+            return _not_found()
+        try:
+            delete_entry(
+                session,
+                entry,
+                author=user.username,
+                expected_version=int(version) if version.isdigit() else None,
+            )
+        except StaleVersion:
+            flash(translate("ta.delete_stale"), "error")
+            return redirect(url_for("ta_entries.edit", slug=slug))
+    flash(translate("ta.deleted", slug=slug), "info")
+    return redirect(url_for("ta_entries.index", deleted=slug))
+
+
+@bp.post("/<slug>/restore")
+def undelete(slug: str) -> BaseResponse | tuple[str, int]:
+    user = auth.current_user()
+    assert user is not None
+    with transaction(core().sessions) as session:
+        entry = entry_by_slug(session, slug, deleted=True)
+        if entry is None or entry.deleted_at is None:
+            return _not_found()
+        restore_entry(session, entry, author=user.username)
+    flash(translate("ta.restored", slug=slug), "success")
+    return redirect(url_for("ta_entries.edit", slug=slug))
+
+
+# -- history ----------------------------------------------------------------
+@bp.get("/<slug>/history")
+def history(slug: str) -> str | tuple[str, int]:
+    with core().sessions() as session:
+        entry = entry_by_slug(session, slug, deleted=True)
+        if entry is None:
+            return _not_found()
+        revisions = session.scalars(
+            select(EntryRevision)
+            .where(EntryRevision.entry_id == entry.id)
+            .order_by(EntryRevision.number.desc())
+            .limit(MAX_REVISIONS_SHOWN + 1)
+        ).all()
+        items = []
+        for i, rev in enumerate(revisions[:MAX_REVISIONS_SHOWN]):
+            previous = revisions[i + 1] if i + 1 < len(revisions) else None
+            items.append(
+                {
+                    "revision": rev,
+                    "diff": diffs.diff(
+                        previous.snapshot if previous else None,
+                        rev.snapshot,
+                        f"#{previous.number}" if previous else "-",
+                        f"#{rev.number}",
+                    ),
+                }
+            )
+        return render_template(
+            "ta/history.html", entry=entry, items=items, deleted=entry.deleted_at is not None
+        )
+
+
+@bp.post("/<slug>/revisions/<int:number>/restore")
+def restore_revision(slug: str, number: int) -> BaseResponse | tuple[str, int]:
+    user = auth.current_user()
+    assert user is not None
+    version = request.form.get("version", "")
+    with transaction(core().sessions) as session:
+        entry = entry_by_slug(session, slug, deleted=True)
+        revision = (
+            session.scalar(
+                select(EntryRevision).where(
+                    EntryRevision.entry_id == entry.id, EntryRevision.number == number
+                )
+            )
+            if entry is not None
+            else None
+        )
+        if entry is None or revision is None:
+            return _not_found()
+        try:
+            restore_entry(
+                session,
+                entry,
+                author=user.username,
+                data=EntryData.model_validate(revision.snapshot),
+                expected_version=int(version) if version.isdigit() else None,
+            )
+        except StaleVersion:
+            flash(translate("ta.delete_stale"), "error")
+            return redirect(url_for("ta_entries.history", slug=slug))
+        except ValidationError:  # written under older rules the entry no longer meets
+            flash(translate("ta.revision_invalid", number=number), "error")
+            return redirect(url_for("ta_entries.history", slug=slug))
+    flash(translate("ta.revision_restored", number=number), "success")
+    return redirect(url_for("ta_entries.history", slug=slug))
+
+
+# -- rendering --------------------------------------------------------------
+def experiments_catalogue() -> dict[str, dict[str, Any]]:
+    """Every registered experiment's title (interface language) and parameter schema."""
+    out = {}
+    for name in registry.names():
+        module = registry.get(name)
+        out[name] = {
+            "title": module.TITLE.get(ui_lang(), module.TITLE["en"]),
+            "params_schema": module.Params.model_json_schema(),
+        }
+    return out
+
+
+def _editor(form: EntryForm, mode: str, **extra: Any) -> str:
+    with core().sessions() as session:
+        courses = list(session.scalars(select(Course.code).order_by(Course.code)))
+    catalogue = experiments_catalogue()
+    param_errors = {k[len("param-") :]: v for k, v in form.errors.items() if k.startswith("param-")}
+    return render_template(
+        "ta/edit.html",
+        form=form,
+        mode=mode,
+        courses=courses or [DEFAULT_COURSE],
+        experiments=catalogue,
+        editor_data={
+            "experiments": catalogue,
+            "runner": form.runner,
+            "params": form.params,
+            "param_errors": param_errors,
+            "slug": form.slug if mode == "edit" else None,
+            "mode": mode,
+        },
+        langs=LANGS,
+        **extra,
+    )
+
+
+def _not_found() -> tuple[str, int]:
+    page = render_template(
+        "error.html",
+        title=translate("error.not_found_title"),
+        message=translate("error.not_found"),
+        back_url=url_for("ta_entries.index"),
+        back_label=translate("ta.back_to_entries"),
+    )
+    return page, 404

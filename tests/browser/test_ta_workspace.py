@@ -1,0 +1,109 @@
+"""A TA in a real browser: logs in, writes an entry with live preview, citations and an
+experiment, which a student then gets; declined questions show up in the queue."""
+
+from __future__ import annotations
+
+import pytest
+from selenium.webdriver.common.by import By
+from selenium.webdriver.remote.webdriver import WebDriver
+from selenium.webdriver.support.ui import Select
+
+from tests.browser.helpers import Live, ask, click, log_in, screenshot, wait
+
+pytestmark = pytest.mark.browser
+
+QUESTION = "Why do residual connections make very deep networks trainable?"
+
+
+def fill(driver: WebDriver, element_id: str, text: str) -> None:
+    field = driver.find_element(By.ID, element_id)
+    field.clear()
+    field.send_keys(text)
+
+
+def test_ta_adds_an_entry_and_a_student_then_gets_it(browser: WebDriver, live: Live) -> None:
+    log_in(browser, live)
+    browser.get(live.url + "/ta/entries/new")
+    fill(browser, "question_en", QUESTION)
+    assert (
+        browser.find_element(By.ID, "slug")
+        .get_attribute("value")
+        .startswith("why-do-residual-connections")
+    )
+    fill(browser, "slug", "residual-connections")
+    fill(browser, "aliases_en", "What do skip connections do in ResNets?")
+    fill(
+        browser,
+        "answer_en",
+        "**Identity shortcuts** let gradients reach early layers unchanged [@he2016].\n\n"
+        "<script>window.__xss = 1</script> [bad](javascript:window.__xss=2)",
+    )
+    fill(browser, "question_ja", "残差接続があるとなぜとても深いネットワークを学習できるのですか？")
+    fill(browser, "answer_ja", "恒等写像のショートカットで勾配が浅い層まで届くからです [@he2016]。")
+    # Live preview: rendered, sanitised, and warning about the citation not yet listed.
+    preview = browser.find_element(By.ID, "preview-en")
+    wait(browser, lambda d: preview.find_elements(By.TAG_NAME, "strong"))
+    assert "<script>" in preview.text and not preview.find_elements(By.TAG_NAME, "script")
+    assert not browser.find_elements(By.CSS_SELECTOR, 'a[href^="javascript"]')
+    wait(browser, lambda d: "@he2016" in d.find_element(By.ID, "preview-warning-en").text)
+    # Citations editor.
+    click(browser, browser.find_element(By.ID, "add-citation"))
+    fill(browser, "cite-0-key", "he2016")
+    fill(browser, "cite-0-title", "Deep Residual Learning for Image Recognition")
+    fill(browser, "cite-0-authors", "Kaiming He; Xiangyu Zhang; Shaoqing Ren; Jian Sun")
+    fill(browser, "cite-0-year", "2016")
+    fill(browser, "cite-0-venue", "CVPR")
+    fill(browser, "cite-0-url", "https://arxiv.org/abs/1512.03385")
+    wait(browser, lambda d: d.find_element(By.ID, "preview-warning-en").text == "")
+    wait(browser, lambda d: preview.find_elements(By.CSS_SELECTOR, 'a[href="#cite-he2016"]'))
+    # Experiment picker with its parameter form.
+    Select(browser.find_element(By.ID, "runner")).select_by_value("batchnorm_depth")
+    depth = browser.find_element(By.ID, "param-depth")
+    depth.clear()
+    depth.send_keys("4")
+    # Similar existing entries are shown while typing.
+    wait(browser, lambda d: d.find_element(By.ID, "similar-panel").is_displayed(), 15)
+    assert browser.find_elements(By.CSS_SELECTOR, "#similar-list li")
+    browser.execute_script("window.scrollTo(0, 0)")
+    screenshot(browser, "ta-entry-editor", full_page=True)
+
+    click(browser, browser.find_element(By.ID, "save-entry"))
+    wait(browser, lambda d: d.current_url.endswith("/ta/entries/residual-connections/edit"))
+    assert "Created" in browser.find_element(By.CSS_SELECTOR, ".flash").text
+    assert browser.execute_script("return window.__xss") is None
+
+    # A student (no TA cookies) asks and gets it, with its citation and experiment.
+    browser.delete_all_cookies()
+    browser.get(live.url + "/")
+    turn = ask(browser, "How do skip connections help train deep nets?")
+    link = turn.find_element(By.CSS_SELECTOR, "[data-answer-link]")
+    assert link.get_attribute("href").endswith("/entries/residual-connections")
+    assert "Deep Residual Learning" in turn.find_element(By.CSS_SELECTOR, "[data-citations]").text
+    panel = turn.find_element(By.CSS_SELECTOR, "[data-experiment]")
+    assert panel.get_attribute("data-runner") == "batchnorm_depth"
+    assert panel.get_attribute("data-params") == '{"depth":4}'
+    assert browser.execute_script("return window.__xss") is None
+
+
+def test_declined_questions_appear_grouped_in_the_ta_queue(browser: WebDriver, live: Live) -> None:
+    browser.get(live.url + "/")
+    for question in ("When is the final exam this term?", "期末試験はいつですか？"):
+        turn = ask(browser, question)
+        assert turn.find_element(By.CSS_SELECTOR, "[data-declined]").is_displayed(), question
+    log_in(browser, live)
+    browser.get(live.url + "/ta/queue")
+    groups = browser.find_elements(By.CSS_SELECTOR, "[data-group]")
+    exam = [g for g in groups if "期末試験はいつですか？" in g.text]
+    assert exam, [g.text for g in groups]
+    assert "When is the final exam this term?" in exam[0].text
+    assert "asked 2×" in exam[0].find_element(By.CSS_SELECTOR, "[data-count]").text
+    assert int(browser.find_element(By.CSS_SELECTOR, ".top-nav .badge").text) >= 2
+    screenshot(browser, "ta-queue", full_page=True)
+    click(browser, exam[0].find_element(By.LINK_TEXT, "Answer this"))
+    wait(browser, lambda d: d.find_elements(By.ID, "resolves-note"))
+    assert browser.find_element(By.ID, "question_ja").get_attribute("value") == (
+        "期末試験はいつですか？"
+    )
+    assert browser.find_element(By.ID, "question_en").get_attribute("value") == (
+        "When is the final exam this term?"
+    )

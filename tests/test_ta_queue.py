@@ -1,0 +1,188 @@
+"""The unanswered queue (grouping, answer this, dismiss, link) and the feedback pages."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import func, select
+
+from knowledge import queue_groups
+from knowledge.db import transaction
+from knowledge.models import AskLog, Embedding
+from knowledge.store import find_entry
+from tests.ta_support import entry_form, post, ta_client
+
+EXAM = ["When is the final exam?", "期末試験はいつですか？", "What date is the final exam?"]
+TOOLS = "Can I use TensorFlow instead of PyTorch for the homework?"
+
+
+@pytest.fixture
+def ta(app: Flask) -> FlaskClient:
+    return ta_client(app)
+
+
+def ask(client: FlaskClient, question: str) -> dict:
+    body = client.post("/api/v1/ask", json={"question": question}).json
+    return body
+
+
+@pytest.fixture
+def declined(client: FlaskClient) -> dict[str, int]:
+    """Four declined questions: one about tools, then three phrasings of one exam question."""
+    ids = {}
+    for question in [TOOLS, *EXAM]:
+        body = ask(client, question)
+        assert body["abstained"], question
+        ids[question] = body["question_id"]
+    return ids
+
+
+def test_grouping_is_greedy_by_centroid() -> None:
+    a = np.array([1.0, 0.0, 0.0], dtype=np.float32)
+    a2 = np.array([0.95, 0.31, 0.0], dtype=np.float32)
+    b = np.array([0.0, 0.0, 1.0], dtype=np.float32)
+    vectors = np.stack([a, b, a2 / np.linalg.norm(a2), a])
+    assert queue_groups.group_vectors(vectors, threshold=0.9) == [[0, 2, 3], [1]]
+    assert queue_groups.group_vectors(vectors, threshold=0.999) == [[0, 3], [1], [2]]
+    assert queue_groups.group_vectors(np.zeros((0, 3), dtype=np.float32)) == []
+
+
+def test_declined_questions_are_grouped_across_languages_newest_first(
+    app: Flask, declined: dict[str, int]
+) -> None:
+    with transaction(app.extensions["core"].sessions) as session:
+        groups = queue_groups.unanswered_groups(session)
+        stored = session.scalar(select(func.count()).select_from(Embedding))
+    assert [g.count for g in groups] == [3, 1]
+    exam, tools = groups
+    assert exam.newest.question == EXAM[-1]
+    assert set(exam.phrasings()) == set(EXAM) and exam.langs == ["en", "ja"]
+    assert tools.newest.question == TOOLS
+    # Vectors are stored once: a second look embeds nothing new.
+    with transaction(app.extensions["core"].sessions) as session:
+        queue_groups.unanswered_groups(session)
+        assert session.scalar(select(func.count()).select_from(Embedding)) == stored
+
+
+def test_answer_this_prefills_and_answered_questions_leave_the_queue(
+    app: Flask, ta: FlaskClient, client: FlaskClient, declined: dict[str, int]
+) -> None:
+    page = ta.get("/ta/queue").get_data(as_text=True)
+    assert page.count("data-group") == 2
+    assert "asked 3×" in page and "asked 1×" in page
+    assert page.index(EXAM[-1]) < page.index(TOOLS)  # newest group first
+    link = re.search(r'href="(/ta/entries/new\?resolves=[0-9%C,]+)"', page)
+    assert link, page
+    editor = ta.get(link.group(1).replace("%2C", ",")).get_data(as_text=True)
+    assert f">{EXAM[-1]}</textarea>" in editor  # newest English phrasing is the question
+    assert f">{EXAM[1]}</textarea>" in editor  # the Japanese one is the Japanese question
+    assert "When is the final exam?</textarea>" in editor  # the other becomes an alias
+    exam_ids = sorted(declined[q] for q in EXAM)
+    assert f'name="resolves" value="{",".join(map(str, exam_ids))}"' in editor
+
+    form = entry_form(
+        slug="final-exam-date",
+        question_en=EXAM[-1],
+        aliases_en=EXAM[0],
+        answer_en="The final exam is in week 15; see the course calendar.",
+        question_ja=EXAM[1],
+        answer_ja="期末試験は第15週です。授業カレンダーを見てください。",
+        resolves=",".join(map(str, exam_ids)),
+    )
+    form.update({k: "" for k in form if k.startswith("cite-")})
+    res = post(ta, "/ta/entries/new", {**form, "not_duplicate": "1"})
+    assert res.status_code == 302, res.get_data(as_text=True)
+    assert "3 question(s) left the unanswered queue" in ta.get(res.headers["Location"]).get_data(
+        as_text=True
+    )
+    with app.extensions["core"].sessions() as session:
+        resolved = session.scalars(select(AskLog.resolved_slug).where(AskLog.id.in_(exam_ids)))
+        assert set(resolved) == {"final-exam-date"}
+    page = ta.get("/ta/queue").get_data(as_text=True)
+    assert page.count("data-group") == 1 and TOOLS in page
+    app.extensions["core"].retriever.refresh()
+    assert ask(client, "期末試験はいつ？")["answer"]["slug"] == "final-exam-date"
+
+
+def test_dismiss_and_reopen(app: Flask, ta: FlaskClient, declined: dict[str, int]) -> None:
+    tools_id = declined[TOOLS]
+    res = post(ta, "/ta/queue/resolve", {"ids": str(tools_id), "action": "dismiss"})
+    assert res.status_code == 302 and f"undo={tools_id}" in res.headers["Location"]
+    page = ta.get(res.headers["Location"]).get_data(as_text=True)
+    assert TOOLS not in page and "Dismissed 1 question(s)" in page
+    res = post(ta, "/ta/queue/reopen", {"ids": str(tools_id)})
+    assert res.status_code == 302
+    assert TOOLS in ta.get("/ta/queue").get_data(as_text=True)
+
+
+def test_link_a_group_to_an_existing_entry_with_aliases(
+    app: Flask, ta: FlaskClient, client: FlaskClient
+) -> None:
+    question = "how long should my vectors be"
+    with transaction(app.extensions["core"].sessions) as session:
+        row = AskLog(question=question, lang="en", confidence=0.4, abstained=True)
+        session.add(row)
+        session.flush()
+        ask_id = row.id
+    res = post(
+        ta,
+        "/ta/queue/resolve",
+        {"ids": str(ask_id), "action": "link", "slug": "embedding-dimension", "add_aliases": "1"},
+    )
+    assert res.status_code == 302
+    with app.extensions["core"].sessions() as session:
+        entry = find_entry(session, "embedding-dimension")
+        assert question in entry.aliases["en"]
+        assert session.get(AskLog, ask_id).resolved_slug == "embedding-dimension"
+    app.extensions["core"].retriever.refresh()
+    answer = ask(client, question)
+    assert not answer["abstained"] and answer["answer"]["slug"] == "embedding-dimension"
+
+
+@pytest.mark.parametrize(
+    "form",
+    [
+        {"ids": "", "action": "dismiss"},
+        {"ids": "1", "action": "explode"},
+        {"ids": "1", "action": "link", "slug": "no-such-entry"},
+        {"ids": "not,numbers", "action": "dismiss"},
+    ],
+)
+def test_bad_queue_actions_are_400(ta: FlaskClient, form: dict[str, str]) -> None:
+    assert post(ta, "/ta/queue/resolve", form).status_code == 400
+
+
+def test_empty_queue(ta: FlaskClient) -> None:
+    page = ta.get("/ta/queue").get_data(as_text=True)
+    assert 'id="queue-empty"' in page
+
+
+def test_feedback_per_entry(ta: FlaskClient, client: FlaskClient) -> None:
+    votes = [
+        ("What is double descent?", False, "I wanted the math"),
+        ("Explain double descent", True, None),
+        ("double descent in neural nets?", True, None),
+        ("Can humanity build AGI?", True, None),
+    ]
+    for question, helpful, comment in votes:
+        body = ask(client, question)
+        assert not body["abstained"], question
+        payload = {"question_id": body["question_id"], "helpful": helpful}
+        if comment:
+            payload["comment"] = comment
+        assert client.post("/api/v1/feedback", json=payload).status_code == 201
+    overview = ta.get("/ta/feedback").get_data(as_text=True)
+    row = re.search(r'<tr data-slug="double-descent">.*?</tr>', overview, re.S).group(0)
+    assert ">3</td>" in row and ">2</td>" in row and ">1</td>" in row and "67%" in row
+    # The least helpful entry comes first.
+    assert overview.index('data-slug="double-descent"') < overview.index('data-slug="agi"')
+    detail = ta.get("/ta/feedback/double-descent").get_data(as_text=True)
+    assert "What is double descent?" in detail and "I wanted the math" in detail
+    assert "Explain double descent" not in detail
+    assert ta.get("/ta/feedback/nope").status_code == 404
+    listing = ta.get("/ta/entries/").get_data(as_text=True)
+    assert "67%" in re.search(r'<tr data-slug="double-descent">.*?</tr>', listing, re.S).group(0)
