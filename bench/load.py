@@ -1,0 +1,562 @@
+"""HTTP load on real gunicorn (2 workers): distinct asks, entry reads, cached run results.
+
+    .venv/bin/python -m bench.load [--setup embedded|scaled|both] [--clients 16]
+        [--duration 30] [--warmup 5] [--single-thread-inference] [--py-spy PATH]
+        [--env NAME=VALUE ...]
+
+For each setup: a fresh database (embedded: SQLite file + SQLite queue; scaled: a new
+PostgreSQL database + Redis queue and Redis rate-limit storage), seeded with the real CLI
+(``db upgrade``, ``kb import``), one experiment result computed in-process so the run
+requests are cache hits, then gunicorn with ``service/gunicorn_conf.py`` on a free
+loopback port. N client threads (one keep-alive ``requests.Session`` each) send, for a
+bounded time and count:
+
+- asks, every question distinct (templates over the seed topics, English and Japanese,
+  some off-topic ones that abstain, plus a counter), 60 %;
+- entry reads, the list and one entry's detail, 25 %;
+- run requests for the precomputed experiment (``200 cached``), 15 %.
+
+Prints per setup: throughput (requests/s, asks/s), p50/p99 per kind, errors, the CPU
+the server used per request (a figure other processes on the machine do not skew much)
+and the load average. ``--py-spy`` samples the workers and prints where their time goes;
+``--single-thread-inference`` measures the proposed one-thread-per-encoder-call web role.
+The issue's target: >= 100 distinct asks/s with p99 <= 250 ms at 16 clients, zero errors.
+Loopback only; the client threads share the machine's cores with the server.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import os
+import random
+import resource
+import secrets
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bench.common import ROOT, percentile
+
+PG_ADMIN_URL = os.environ.get("BENCH_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/test")
+REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379")
+QUEUE_DB, LIMITS_DB = 12, 13  # Redis databases the bench uses (the tests use others)
+RUN_SLUG = "attention-sqrt-d-scaling"
+MAX_REQUESTS_PER_CLIENT = 100_000
+REQUEST_TIMEOUT_S = 10.0
+BIN = Path(sys.executable).parent
+
+# Distinct asks: opener x topic phrasing x closer, made unique by a counter.
+TOPICS_EN = [
+    "why attention logits are divided by the square root of the key dimension",
+    "why dot-product attention scales the scores by sqrt(d)",
+    "why backpropagation was controversial when it is only the chain rule",
+    "whether online SGD beats minibatch SGD",
+    "why batch norm is used instead of normalizing the dataset once",
+    "why batch normalization hurts a VAE",
+    "how to pick the embedding dimension of a semi-supervised VAE",
+    "how BERT's position embedding size was chosen",
+    "how double descent fits with the bias-variance trade-off",
+    "whether we will ever build artificial general intelligence",
+]
+TOPICS_JA = [
+    "アテンションのスコアを√dで割る理由",
+    "バックプロパゲーションが物議を醸した理由",
+    "オンラインSGDとミニバッチSGDのどちらが良いか",
+    "VAEでバッチ正規化が問題になる理由",
+    "二重降下とバイアス・バリアンスの関係",
+]
+OFF_TOPIC = [
+    "when the final exam takes place",
+    "where the lecture room for week",
+    "how to get a parking permit for lot",
+]
+OPENERS_EN = ["Can you explain", "I don't get", "Quick question about", "Could someone clarify"]
+CLOSERS_EN = ["?", " - the lecture went fast.", ", in simple terms?", " for homework"]
+
+
+def question(n: int) -> str:
+    """The n-th distinct question (about 70 % English, 20 % Japanese, 10 % off-topic)."""
+    kind = n % 10
+    if kind < 7:
+        topic = TOPICS_EN[n % len(TOPICS_EN)]
+        opener = OPENERS_EN[(n // 7) % len(OPENERS_EN)]
+        closer = CLOSERS_EN[(n // 3) % len(CLOSERS_EN)]
+        return f"{opener} {topic}{closer} (#{n})"
+    if kind < 9:
+        return f"{TOPICS_JA[n % len(TOPICS_JA)]}を教えてください（質問{n}）"
+    return f"Does anyone know {OFF_TOPIC[n % len(OFF_TOPIC)]} {n} is?"
+
+
+@dataclass
+class Sample:
+    kind: str
+    seconds: float
+    ok: bool
+
+
+@dataclass
+class Report:
+    setup: str
+    duration_s: float
+    samples: list[Sample] = field(default_factory=list)
+    errors: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    client_cpu_s: float = 0.0
+    server_cpu_s: float = 0.0
+    load: tuple[float, float] = (0.0, 0.0)
+    profile: list[str] = field(default_factory=list)
+
+
+# --- environments ---------------------------------------------------------------------------
+
+
+def server_cpu_s(master: int) -> float:
+    """CPU time (user + system) used so far by gunicorn's master and workers."""
+    pids = [str(master), *Path(f"/proc/{master}/task/{master}/children").read_text().split()]
+    ticks = 0
+    for pid in pids:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        ticks += int(fields[11]) + int(fields[12])  # utime, stime
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextmanager
+def embedded() -> Iterator[dict[str, str]]:
+    with tempfile.TemporaryDirectory(prefix="ra-load-") as tmp:
+        yield {
+            "DATABASE_URL": f"sqlite:///{tmp}/app.db",
+            "QUEUE_URL": f"sqlite:///{tmp}/queue.db",
+            "RATELIMIT_STORAGE_URI": "memory://",
+        }
+
+
+@contextmanager
+def scaled() -> Iterator[dict[str, str]]:
+    import psycopg
+
+    name = f"ra_load_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    base = PG_ADMIN_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://")
+    try:
+        yield {
+            "DATABASE_URL": f"{base}/{name}",
+            "QUEUE_URL": f"{REDIS_URL}/{QUEUE_DB}",
+            "RATELIMIT_STORAGE_URI": f"{REDIS_URL}/{LIMITS_DB}",
+        }
+    finally:
+        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def app_env(settings: dict[str, str], port: int, workers: int) -> dict[str, str]:
+    return {
+        **os.environ,
+        **settings,
+        "WEB_BIND": f"127.0.0.1:{port}",
+        "WEB_WORKERS": str(workers),
+        "SECRET_KEY": secrets.token_hex(32),
+        # One client address sends everything: lift the per-address limits (the limiter
+        # itself still runs, against its real storage).
+        "RATELIMIT_ASK": "1000000 per minute",
+        "RATELIMIT_RUN": "1000000 per minute",
+        "HF_HUB_OFFLINE": "1",
+        "TOKENIZERS_PARALLELISM": "false",
+        "TRANSFORMERS_VERBOSITY": "error",
+    }
+
+
+def seed(env: dict[str, str]) -> None:
+    """The deploy steps an operator runs: migrate, import the seed knowledge."""
+    flask = [str(BIN / "flask"), "--app", "service"]
+    for args in (["db", "upgrade", "--retries", "5"], ["kb", "import", "knowledge/content"]):
+        subprocess.run([*flask, *args], cwd=ROOT, env=env, check=True, stdout=subprocess.DEVNULL)
+
+
+def precompute_run(database_url: str) -> str:
+    """Run the entry's experiment once in-process, so run requests are cache hits."""
+    from knowledge.db import make_engine, make_sessionmaker
+    from knowledge.store import find_entry
+    from runners import store
+
+    engine = make_engine(database_url)
+    factory = make_sessionmaker(engine)
+    try:
+        with factory() as session:
+            entry = find_entry(session, RUN_SLUG)
+            assert entry is not None and entry.runner_name
+            name, params = entry.runner_name, dict(entry.runner_params or {})
+        requested = store.request_run(
+            factory, name, params, store.DEFAULT_SEED, entry_slug=RUN_SLUG
+        )
+        if not requested.cached:
+            status = store.execute_run(factory, requested.run.id)
+            if status != "succeeded":
+                raise RuntimeError(f"the experiment run ended {status}")
+        return requested.run.id
+    finally:
+        engine.dispose()
+
+
+# What-if (--single-thread-inference): the change proposed for the web role, applied from
+# a bench-only gunicorn config so it can be measured before the code has it.
+SINGLE_THREAD_CONF = """
+from service.gunicorn_conf import *  # noqa: F403
+from service import gunicorn_conf as _base
+
+
+def post_worker_init(worker):
+    import torch
+
+    from knowledge import embedders
+
+    torch.set_num_threads(1)
+    embedders.get(embedders.MultilingualUSE.name)._threads = 1
+    _base.post_worker_init(worker)
+"""
+
+
+@contextmanager
+def gunicorn(
+    env: dict[str, str], workers: int, log: Path, config: str = "service/gunicorn_conf.py"
+) -> Iterator[tuple[str, int]]:
+    port = int(env["WEB_BIND"].rsplit(":", 1)[1])
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [str(BIN / "gunicorn"), "--config", config, "service.wsgi:app"],
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        try:
+            deadline = time.monotonic() + 180
+            while log.read_text(errors="ignore").count("index and models ready") < workers:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"gunicorn did not start; see {log}")
+                time.sleep(0.25)
+            yield f"http://127.0.0.1:{port}", proc.pid
+        finally:
+            os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+
+
+# --- profiling (optional) -------------------------------------------------------------------
+
+
+@contextmanager
+def profiled(py_spy: str | None, master: int, seconds: float, out: Path) -> Iterator[list[Path]]:
+    """Sample every gunicorn worker with py-spy while the body runs (collapsed stacks)."""
+    if not py_spy:
+        yield []
+        return
+    children = Path(f"/proc/{master}/task/{master}/children").read_text().split()
+    files = [out / f"worker-{pid}.txt" for pid in children]
+    procs = [
+        subprocess.Popen(
+            [
+                py_spy,
+                "record",
+                "--pid",
+                pid,
+                "--duration",
+                str(int(seconds)),
+                "--rate",
+                "50",
+                "--format",
+                "raw",
+                "--nonblocking",
+                "--output",
+                str(path),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for pid, path in zip(children, files, strict=True)
+    ]
+    try:
+        yield files
+    finally:
+        for proc in procs:
+            try:
+                proc.wait(timeout=seconds + 30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+# Frames worth naming in the summary: (function, file) -> what it stands for.
+HOTSPOTS = {
+    ("ask", "knowledge/ask.py"): "the ask pipeline (retrieval + log)",
+    ("encode", "knowledge/embedders.py"): "query embedding (both models)",
+    ("_log", "knowledge/ask.py"): "ask-log write",
+    ("lexical_scores", "knowledge/index.py"): "BM25 scoring",
+    ("answer_json", "service/presenters.py"): "answer rendering",
+    ("_load_entry", "service/api.py"): "entry load for the answer",
+    ("list_entries", "service/api.py"): "entry list",
+    ("start_run", "service/runs_api.py"): "run request (cache hit)",
+}
+IDLE = {("wait", "threading.py"), ("select", "selectors.py"), ("accept", "socket.py")}
+
+
+def _frame(raw: str) -> tuple[str, str]:
+    """``func (path/to/file.py:123)`` -> (func, path)."""
+    name, _, rest = raw.partition(" (")
+    return name, rest.rsplit(":", 1)[0]
+
+
+def summarize(files: list[Path], top: int = 12) -> list[str]:
+    """Where the workers' busy samples go: named hot spots (inclusive) and top self frames."""
+    total = busy = 0
+    inclusive: dict[tuple[str, str], int] = defaultdict(int)
+    own: dict[str, int] = defaultdict(int)
+    for path in files:
+        lines = path.read_text(errors="ignore").splitlines() if path.exists() else []
+        for line in lines:
+            stack, _, count = line.rpartition(" ")
+            if not count.isdigit():
+                continue
+            frames = stack.split(";")
+            total += int(count)
+            name, file = _frame(frames[-1])
+            if (name.rsplit(".", 1)[-1], file.rsplit("/", 1)[-1]) in IDLE:
+                continue
+            busy += int(count)
+            own[frames[-1]] += int(count)
+            for name, file in {_frame(f) for f in frames}:
+                for key in HOTSPOTS:
+                    if name.rsplit(".", 1)[-1] == key[0] and file.endswith(key[1]):
+                        inclusive[key] += int(count)
+    if not files:
+        return []
+    if not busy:
+        return ["profile: no samples (py-spy needs ptrace permission)"]
+    out = [f"profile: {busy} busy samples of {total} (all threads); inclusive share of busy:"]
+    for key, label in HOTSPOTS.items():
+        out.append(f"  {inclusive[key] / busy:6.1%}  {label}")
+    out.append("  top self frames:")
+    for frame, n in sorted(own.items(), key=lambda kv: -kv[1])[:top]:
+        out.append(f"  {n / busy:6.1%}  {frame[:110]}")
+    return out
+
+
+# --- load -----------------------------------------------------------------------------------
+
+
+def client(
+    base: str, until: float, counter: Iterator[int], rng: random.Random, out: Report
+) -> None:
+    import requests
+
+    slugs = ["double-descent", "agi", "backprop-controversy", "batchnorm-in-vae", RUN_SLUG]
+    with requests.Session() as http:
+        for i in range(MAX_REQUESTS_PER_CLIENT):
+            if time.monotonic() >= until:
+                return
+            roll = rng.random()
+            started = time.perf_counter()
+            try:
+                if roll < 0.60:
+                    kind = "ask"
+                    res = http.post(
+                        f"{base}/api/v1/ask",
+                        json={"question": question(next(counter))},
+                        timeout=REQUEST_TIMEOUT_S,
+                    )
+                    ok = res.status_code == 200 and "abstained" in res.json()
+                elif roll < 0.85:
+                    if i % 2:
+                        kind = "entry_list"
+                        res = http.get(
+                            f"{base}/api/v1/entries?per_page=20", timeout=REQUEST_TIMEOUT_S
+                        )
+                        ok = res.status_code == 200 and len(res.json()["items"]) == 8
+                    else:
+                        kind = "entry_detail"
+                        slug = slugs[i % len(slugs)]
+                        res = http.get(f"{base}/api/v1/entries/{slug}", timeout=REQUEST_TIMEOUT_S)
+                        ok = res.status_code == 200 and res.json()["slug"] == slug
+                else:
+                    kind = "run_cached"
+                    res = http.post(
+                        f"{base}/api/v1/entries/{RUN_SLUG}/runs", json={}, timeout=REQUEST_TIMEOUT_S
+                    )
+                    ok = res.status_code == 200 and res.json().get("cached") is True
+                detail = f"{kind} {res.status_code}"
+            except Exception as exc:  # a refused or timed-out request is an error, not a crash
+                ok, detail = False, f"{kind} {exc.__class__.__name__}"
+            out.samples.append(Sample(kind, time.perf_counter() - started, ok))
+            if not ok:
+                out.errors[detail] += 1
+
+
+def drive(base: str, clients: int, seconds: float, counter: Iterator[int], report: Report) -> None:
+    until = time.monotonic() + seconds
+    parts = [Report(report.setup, seconds) for _ in range(clients)]  # one per thread
+    threads = [
+        threading.Thread(target=client, args=(base, until, counter, random.Random(i), part))
+        for i, part in enumerate(parts)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=seconds + REQUEST_TIMEOUT_S + 5)
+    for part in parts:
+        report.samples += part.samples
+        for detail, n in part.errors.items():
+            report.errors[detail] += n
+
+
+def run_setup(
+    name: str,
+    clients: int,
+    duration: float,
+    warmup: float,
+    workers: int,
+    extra: dict[str, str],
+    py_spy: str | None,
+    single_thread: bool,
+) -> Report:
+    maker = embedded if name == "embedded" else scaled
+    with maker() as settings, tempfile.TemporaryDirectory(prefix="ra-load-log-") as logs:
+        env = {**app_env(settings, free_port(), workers), **extra}
+        t0 = time.monotonic()
+        seed(env)
+        t1 = time.monotonic()
+        precompute_run(env["DATABASE_URL"])
+        t2 = time.monotonic()
+        print(f"[{name}] seeded in {t1 - t0:.0f} s, experiment precomputed in {t2 - t1:.0f} s")
+        counter = itertools.count()
+        config = "service/gunicorn_conf.py"
+        if single_thread:
+            config = str(Path(logs) / "gunicorn_single_thread.py")
+            Path(config).write_text(SINGLE_THREAD_CONF)
+        with gunicorn(env, workers, Path(logs) / "gunicorn.log", config) as (base, master):
+            print(f"[{name}] gunicorn ready ({workers} workers) in {time.monotonic() - t2:.0f} s")
+            drive(base, clients, warmup, counter, Report(name, warmup))  # not counted
+            report = Report(name, duration)
+            cpu0 = resource.getrusage(resource.RUSAGE_SELF)
+            load0, server0 = os.getloadavg()[0], server_cpu_s(master)
+            with profiled(py_spy, master, duration, Path(logs)) as profiles:
+                drive(base, clients, duration, counter, report)
+            report.profile = summarize(profiles)
+            cpu1 = resource.getrusage(resource.RUSAGE_SELF)
+            report.client_cpu_s = cpu1.ru_utime + cpu1.ru_stime - cpu0.ru_utime - cpu0.ru_stime
+            report.load = (load0, os.getloadavg()[0])
+            report.server_cpu_s = server_cpu_s(master) - server0
+    return report
+
+
+def print_report(r: Report, clients: int) -> None:
+    ok = [s for s in r.samples if s.ok]
+    asks_per_s = sum(s.kind == "ask" for s in ok) / r.duration_s
+    errors = sum(r.errors.values())
+    all_ms = [s.seconds * 1000 for s in r.samples] or [0.0]
+    p99 = percentile(all_ms, 99)
+    print(f"\n== {r.setup}: {clients} clients, {r.duration_s:.0f} s ==")
+    print(
+        f"throughput {len(ok) / r.duration_s:7.1f} req/s   distinct asks {asks_per_s:6.1f}/s   "
+        f"errors {errors}   requests {len(r.samples)}"
+    )
+    p50 = statistics.median(all_ms)
+    print(f"{'all':<12} n={len(all_ms):6d}  p50 {p50:7.1f} ms  p99 {p99:7.1f} ms")
+    for kind in ("ask", "entry_list", "entry_detail", "run_cached"):
+        ms = [s.seconds * 1000 for s in r.samples if s.kind == kind]
+        if ms:
+            print(
+                f"{kind:<12} n={len(ms):6d}  p50 {statistics.median(ms):7.1f} ms  "
+                f"p99 {percentile(ms, 99):7.1f} ms  max {max(ms):7.1f} ms"
+            )
+    for detail, n in sorted(r.errors.items()):
+        print(f"error: {detail} x{n}")
+    print(
+        f"client CPU {r.client_cpu_s:.1f} s ({r.client_cpu_s / r.duration_s:.2f} cores); "
+        f"load average {r.load[0]:.1f} -> {r.load[1]:.1f} on {os.cpu_count()} cores"
+    )
+    if ok:
+        per_request = r.server_cpu_s / len(ok)
+        print(
+            f"server CPU {r.server_cpu_s:.1f} s ({r.server_cpu_s / r.duration_s:.2f} cores): "
+            f"{per_request * 1000:.1f} ms per request; {os.cpu_count()} idle cores would serve "
+            f"at most ~{(os.cpu_count() or 1) / per_request:.0f} req/s of this mix"
+        )
+    for line in r.profile:
+        print(line)
+    met = asks_per_s >= 100 and p99 <= 250 and errors == 0
+    print(f"target (>= 100 asks/s, p99 <= 250 ms, 0 errors): {'met' if met else 'NOT met'}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
+    parser.add_argument("--setup", choices=["embedded", "scaled", "both"], default="both")
+    parser.add_argument("--clients", type=int, default=16)
+    parser.add_argument("--duration", type=float, default=30.0)
+    parser.add_argument("--warmup", type=float, default=5.0)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument(
+        "--single-thread-inference",
+        action="store_true",
+        help="what-if: one BLAS/torch thread per encoder call in the web workers",
+    )
+    parser.add_argument(
+        "--py-spy",
+        metavar="PATH",
+        help="sample the gunicorn workers with this py-spy binary and print where time goes",
+    )
+    parser.add_argument(
+        "--env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="extra environment for gunicorn (e.g. OMP_NUM_THREADS=1); repeatable",
+    )
+    args = parser.parse_args()
+    if not (1 <= args.clients <= 256 and 1 <= args.duration <= 600):
+        parser.error("--clients must be 1..256 and --duration 1..600 s")
+    extra = dict(item.split("=", 1) for item in args.env)
+    if extra:
+        print(f"extra gunicorn environment: {extra}")
+    setups = ["embedded", "scaled"] if args.setup == "both" else [args.setup]
+    reports = [
+        run_setup(
+            s,
+            args.clients,
+            args.duration,
+            args.warmup,
+            args.workers,
+            extra,
+            args.py_spy,
+            args.single_thread_inference,
+        )
+        for s in setups
+    ]
+    for report in reports:
+        print_report(report, args.clients)
+
+
+if __name__ == "__main__":
+    main()
