@@ -32,7 +32,7 @@ def main() -> None:
     from service import create_app
 
     url = seeded_sqlite()
-    app = create_app({"DATABASE_URL": url, "SERVER_NAME": "localhost"})
+    app = create_app({"DATABASE_URL": url, "SERVER_NAME": "localhost", "RATELIMIT_ENABLED": False})
     sessions = app.extensions["core"].sessions
     requested = store.request_run(sessions, "attention_scaling", {}, 0, entry_slug="x")
     store.execute_run(sessions, requested.run.id)

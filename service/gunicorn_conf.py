@@ -13,6 +13,9 @@ timeout = 60
 graceful_timeout = 20
 keepalive = 5
 accesslog = os.environ.get("WEB_ACCESS_LOG", "-")
+# Each request's encoder call runs on one thread: the web role gets its parallelism from
+# processes x threads, and more inference threads than cores only contend.
+os.environ.setdefault("EMBED_THREADS", "1")
 
 
 def on_starting(server) -> None:  # type: ignore[no-untyped-def]
