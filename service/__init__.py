@@ -7,7 +7,22 @@ from typing import Any
 
 from flask import Flask
 
-from service import api, cli, errors, extensions, runs_api, web, worker
+from service import (
+    api,
+    auth_tokens,
+    backup_cli,
+    cli,
+    errors,
+    extensions,
+    limits,
+    openapi,
+    runs_api,
+    ta,
+    tokens_cli,
+    web,
+    worker,
+    write_api,
+)
 from service.config import default_settings
 
 
@@ -24,9 +39,16 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
 
     extensions.init_app(app)
     errors.init_app(app)
+    auth_tokens.init_app(app)
     api.init_app(app)
     runs_api.init_app(app)
+    write_api.init_app(app)
+    limits.init_app(app)  # after the API blueprints: it wraps ask and run
+    openapi.init_app(app)
     web.init_app(app)
+    ta.init_app(app)
     cli.init_app(app)
+    tokens_cli.init_app(app)
     worker.init_app(app)
+    backup_cli.init_app(app)
     return app

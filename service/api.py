@@ -13,6 +13,7 @@ from knowledge.models import AskLog, Course, Entry, Feedback
 from knowledge.store import find_entry, kb_version
 from knowledge.text import normalize
 from service import presenters
+from service.auth_tokens import require_read, require_scope
 from service.errors import ApiError
 from service.extensions import core
 from service.requests import (
@@ -22,11 +23,13 @@ from service.requests import (
     reject_unknown,
     string_field,
 )
+from service.write_api import etag
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
 
 @bp.post("/ask")
+@require_scope("ask", anonymous=True)
 def ask() -> Response:
     body = json_object()
     reject_unknown(body, {"question", "course", "lang", "top_k"})
@@ -76,6 +79,7 @@ def _load_entry(session: Any, entry_id: int) -> Entry:
 
 
 @bp.get("/entries")
+@require_read
 def list_entries() -> Response:
     page = query_int("page", low=1, high=100_000, default=1)
     per_page = query_int("per_page", low=1, high=100, default=20)
@@ -109,20 +113,25 @@ def list_entries() -> Response:
 
 
 @bp.get("/entries/<slug>")
+@require_read
 def get_entry(slug: str) -> Response:
     course = request.args.get("course")
     with core().sessions() as session:
         entry = find_entry(session, slug, course)
         if entry is None:
             raise ApiError(404, "unknown_slug", f"No entry with slug {slug!r}.")
-        return jsonify(presenters.entry_detail(entry))
+        response = jsonify(presenters.entry_detail(entry))
+        response.headers["ETag"] = etag(entry.version)
+        return response
 
 
 @bp.post("/feedback")
+@require_scope("ask", anonymous=True)
 def feedback() -> tuple[Response, int]:
     body = json_object()
     reject_unknown(body, {"question_id", "helpful", "comment"})
-    question_id = int_field(body, "question_id", low=1, high=2**62, default=0)
+    # ask_log.id is a 32-bit integer column; PostgreSQL refuses larger ids with an error.
+    question_id = int_field(body, "question_id", low=1, high=2**31 - 1, default=0)
     helpful = body.get("helpful")
     if not isinstance(helpful, bool):
         raise ApiError(400, "wrong_type", "helpful must be true or false.", field="helpful")

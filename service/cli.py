@@ -10,7 +10,8 @@ import click
 from flask import Flask
 from flask.cli import AppGroup
 
-from knowledge import importer, migrate
+from knowledge import accounts, importer, migrate
+from knowledge.db import transaction
 from knowledge.entryfile import EntryFileError
 from knowledge.store import DEFAULT_MODELS, reindex
 from runners import registry
@@ -85,6 +86,79 @@ def kb_reindex() -> None:
     )
 
 
+users_cli = AppGroup("users", help="TA accounts for the /ta workspace.")
+
+
+def _password(password_stdin: bool) -> str:
+    if password_stdin:
+        return sys.stdin.readline().rstrip("\r\n")
+    return str(click.prompt("Password", hide_input=True, confirmation_prompt=True))
+
+
+@users_cli.command("create")
+@click.argument("username")
+@click.option("--role", type=click.Choice(accounts.ROLES), default="ta", show_default=True)
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
+def users_create(username: str, role: str, password_stdin: bool) -> None:
+    """Create a TA account (the password is asked for twice, and stored hashed)."""
+    password = _password(password_stdin)
+    try:
+        with transaction(core().sessions) as session:
+            user = accounts.create_user(session, username, password, role)
+            name = user.username
+    except accounts.AccountError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"created {role} account {name!r}")
+
+
+@users_cli.command("set-password")
+@click.argument("username")
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
+def users_set_password(username: str, password_stdin: bool) -> None:
+    """Replace an account's password."""
+    password = _password(password_stdin)
+    try:
+        with transaction(core().sessions) as session:
+            accounts.set_password(session, username, password)
+    except accounts.AccountError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"password of {accounts.normalize_username(username)!r} changed")
+
+
+@users_cli.command("deactivate")
+@click.argument("username")
+def users_deactivate(username: str) -> None:
+    """Block an account from logging in (its open sessions stop working at once)."""
+    try:
+        with transaction(core().sessions) as session:
+            accounts.set_active(session, username, False)
+    except accounts.AccountError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"{accounts.normalize_username(username)!r} deactivated")
+
+
+@users_cli.command("activate")
+@click.argument("username")
+def users_activate(username: str) -> None:
+    """Let a deactivated account log in again."""
+    try:
+        with transaction(core().sessions) as session:
+            accounts.set_active(session, username, True)
+    except accounts.AccountError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"{accounts.normalize_username(username)!r} activated")
+
+
+@users_cli.command("list")
+def users_list() -> None:
+    """List the accounts (no passwords, of course)."""
+    with core().sessions() as session:
+        for user in accounts.list_users(session):
+            state = "active" if user.is_active else "inactive"
+            click.echo(f"{user.username}\t{user.role}\t{state}\t{user.created_at:%Y-%m-%d}")
+
+
 def init_app(app: Flask) -> None:
     app.cli.add_command(db_cli)
     app.cli.add_command(kb_cli)
+    app.cli.add_command(users_cli)

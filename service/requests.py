@@ -21,6 +21,10 @@ def json_object() -> dict[str, Any]:
         raise ApiError(400, "invalid_json", "The request body is not valid JSON.") from None
     if not isinstance(body, dict):
         raise ApiError(400, "invalid_body", "The request body must be a JSON object.")
+    try:  # a lone surrogate (e.g. "\ud800") parses, but no database or encoder takes it
+        json.dumps(body, ensure_ascii=False).encode("utf-8")
+    except (UnicodeEncodeError, RecursionError):
+        raise ApiError(400, "invalid_unicode", "The body holds invalid Unicode.") from None
     return body
 
 
@@ -54,6 +58,9 @@ def string_field(
 
 def int_field(body: dict[str, Any], name: str, *, low: int, high: int, default: int) -> int:
     value = body.get(name, default)
+    # JSON (and JSON Schema's "integer") does not tell 3 from 3.0.
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
     # bool is an int subclass in Python; JSON true is not a number.
     if isinstance(value, bool) or not isinstance(value, int):
         raise ApiError(400, "wrong_type", f"The field {name!r} must be an integer.", field=name)

@@ -12,6 +12,7 @@ from knowledge.store import find_entry
 from runners import registry, store
 from runners.jobs import get_queue
 from runners.models import Run, RunFigure, utcnow
+from service.auth_tokens import require_read, require_scope
 from service.errors import ApiError
 from service.extensions import core
 from service.requests import int_field, json_object, reject_unknown
@@ -35,11 +36,13 @@ def experiment_json(name: str) -> dict[str, Any]:
 
 
 @bp.get("/experiments")
+@require_read
 def list_experiments() -> Response:
     return jsonify({"items": [experiment_json(name) for name in registry.names()]})
 
 
 @bp.post("/entries/<slug>/runs")
+@require_scope("run", anonymous=True)
 def start_run(slug: str) -> tuple[Response, int, dict[str, str]] | tuple[Response, int]:
     body = json_object() if _has_body() else {}
     reject_unknown(body, {"params", "seed"})
@@ -102,6 +105,7 @@ def _fail_unqueued(run_id: str) -> None:
 
 
 @bp.get("/runs/<run_id>")
+@require_read
 def get_run(run_id: str) -> Response:
     with core().sessions() as session:
         run = session.get(Run, run_id)
@@ -110,7 +114,8 @@ def get_run(run_id: str) -> Response:
         return jsonify(run_json(run))
 
 
-@bp.get("/runs/<run_id>/figures/<int:number>.png")
+@bp.get("/runs/<run_id>/figures/<int(max=999):number>.png")  # bounded: a 32-bit column
+@require_read
 def get_figure(run_id: str, number: int) -> Response:
     with core().sessions() as session:
         figure = session.scalar(

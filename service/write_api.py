@@ -1,0 +1,372 @@
+"""Write API: create, update and delete entries with per-field errors and no lost updates.
+
+- ``POST /api/v1/entries`` creates an entry (201, ``ETag`` and ``Location``).
+- ``PUT /api/v1/entries/<slug>`` replaces it; ``DELETE`` soft-deletes it (204).
+- PUT and DELETE need a precondition: ``If-Match: "<version>"`` (a stale one gets 412) or
+  the version the client edited, as ``version`` in the PUT body or ``?version=`` on DELETE
+  (a stale one gets 409). Without one: 428. The version check, the entry's
+  ``version_id_col`` and a write lock taken first make a lost update impossible.
+- Every accepted write is an ``EntryRevision`` (knowledge.store does that).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from flask import Blueprint, Flask, Response, jsonify, request, url_for
+from pydantic import ValidationError
+from sqlalchemy import select, text
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+from sqlalchemy.orm.exc import StaleDataError
+
+from knowledge.models import Citation as CitationRow
+from knowledge.models import Course, Entry
+from knowledge.schema import SLUG_RE, EntryData
+from knowledge.store import StaleVersion, delete_entry, upsert_entry
+from runners import registry
+from service import presenters
+from service.auth_tokens import current_principal, require_scope
+from service.errors import ApiError
+from service.extensions import core
+from service.requests import json_object, reject_unknown
+
+bp = Blueprint("write", __name__, url_prefix="/api/v1")
+
+ENTRY_FIELDS = frozenset(EntryData.model_fields)
+COLUMN_LIMITS: dict[str, int] = {
+    "course": Course.__table__.c.code.type.length,  # type: ignore[attr-defined]
+    "venue": CitationRow.__table__.c.venue.type.length,  # type: ignore[attr-defined]
+}
+MAX_DEPTH = 16
+MAX_VERSION = 2**31 - 1
+# One entity tag as GET returned it ("3"); W/"3" and a bare 3 are taken for the same version.
+IF_MATCH_RE = re.compile(r'^\s*(?:W/)?(?:"[0-9]{1,18}"|[0-9]{1,18})\s*$')
+# Control characters other than tab, newline and carriage return (NUL included).
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def etag(version: int) -> str:
+    return f'"{version}"'
+
+
+@bp.post("/entries")
+@require_scope("write")
+def create_entry() -> tuple[Response, int, dict[str, str]]:
+    body = json_object()
+    reject_unknown(body, set(ENTRY_FIELDS))
+    check_values(body)
+    data = validate_entry(body)
+    author = _author()
+    with core().sessions() as session:
+        try:
+            with session.begin():
+                lock_writes(session)
+                existing = _find_for_update(session, data.slug, data.course, deleted=True)
+                if existing is not None and existing.deleted_at is None:
+                    raise _slug_taken(data.slug)
+                result = upsert_entry(
+                    session,
+                    data,
+                    author=author,
+                    expected_version=existing.version if existing is not None else None,
+                )
+        except (IntegrityError, StaleVersion, StaleDataError):
+            raise _slug_taken(data.slug) from None
+        entry = result.entry
+        payload = presenters.entry_detail(entry)
+        headers = {
+            "ETag": etag(entry.version),
+            "Location": url_for("api.get_entry", slug=entry.slug, course=entry.course.code),
+        }
+    return jsonify(payload), 201, headers
+
+
+@bp.put("/entries/<slug>")
+@require_scope("write")
+def update_entry(slug: str) -> tuple[Response, int, dict[str, str]]:
+    body = json_object()
+    reject_unknown(body, set(ENTRY_FIELDS) | {"version"})
+    check_values(body)
+    expected = precondition(body.pop("version", None), "body")
+    if body.get("slug", slug) != slug:
+        raise ApiError(
+            400, "slug_mismatch", "The slug in the body differs from the URL.", field="slug"
+        )
+    author = _author()
+    with core().sessions() as session:
+        try:
+            with session.begin():
+                lock_writes(session)
+                entry = _find_for_update(session, slug, request.args.get("course"))
+                if entry is None:
+                    raise ApiError(404, "unknown_slug", f"No entry with slug {slug!r}.")
+                course = entry.course.code
+                if body.get("course", course) != course:
+                    raise ApiError(
+                        400,
+                        "course_mismatch",
+                        f"The entry belongs to {course!r}; moving entries is not supported.",
+                        field="course",
+                    )
+                version = check_versions(entry, expected)
+                data = validate_entry({**body, "slug": slug, "course": course})
+                result = upsert_entry(session, data, author=author, expected_version=version)
+        except (StaleVersion, StaleDataError):
+            # Someone else's write landed between our check and our UPDATE.
+            raise _stale(expected[0][1], None) from None
+        entry = result.entry
+        payload = presenters.entry_detail(entry)
+        headers = {"ETag": etag(entry.version)}
+    return jsonify(payload), 200, headers
+
+
+@bp.delete("/entries/<slug>")
+@require_scope("write")
+def remove_entry(slug: str) -> tuple[str, int]:
+    expected = precondition(_query_version(), "query")
+    author = _author()
+    with core().sessions() as session:
+        try:
+            with session.begin():
+                lock_writes(session)
+                entry = _find_for_update(session, slug, request.args.get("course"))
+                if entry is None:
+                    raise ApiError(404, "unknown_slug", f"No entry with slug {slug!r}.")
+                version = check_versions(entry, expected)
+                delete_entry(session, entry, author=author, expected_version=version)
+        except (StaleVersion, StaleDataError):
+            raise _stale(expected[0][1], None) from None
+    return "", 204
+
+
+# -- validation ------------------------------------------------------------------
+
+
+def check_values(value: Any, path: str = "", depth: int = 0) -> None:
+    """Refuse nesting deeper than MAX_DEPTH and control characters in any string."""
+    if depth > MAX_DEPTH:
+        raise ApiError(400, "too_deep", f"The body nests deeper than {MAX_DEPTH} levels.")
+    if isinstance(value, str):
+        if _CONTROL.search(value):
+            raise ApiError(
+                400,
+                "invalid_characters",
+                f"{path or 'body'}: control characters (such as NUL) are not allowed.",
+                field=path or None,
+            )
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            child = f"{path}.{key}" if path else str(key)
+            check_values(key, child, depth + 1)
+            check_values(item, child, depth + 1)
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            check_values(item, f"{path}.{i}" if path else str(i), depth + 1)
+
+
+def validate_entry(body: dict[str, Any]) -> EntryData:
+    """EntryData from the body, the runner checked against the registry; 400 per field."""
+    try:
+        data = EntryData.model_validate(body)
+    except ValidationError as exc:
+        raise _invalid(_errors(exc)) from None
+    too_long = column_errors(data)
+    if too_long:
+        raise _invalid(too_long)
+    if data.runner is not None:
+        if data.runner.name not in registry.EXPERIMENTS:
+            raise _invalid(
+                [
+                    {
+                        "field": "runner.name",
+                        "code": "unknown_experiment",
+                        "message": f"Unknown experiment {data.runner.name!r}; "
+                        f"known: {', '.join(registry.names())}.",
+                    }
+                ]
+            )
+        try:
+            registry.get(data.runner.name).Params.model_validate(data.runner.params)
+        except ValidationError as exc:
+            raise _invalid(_errors(exc, prefix="runner.params")) from None
+    return data
+
+
+def column_errors(data: EntryData) -> list[dict[str, str]]:
+    """Fields EntryData allows longer than their database column (PostgreSQL would refuse)."""
+    values = [("course", data.course, COLUMN_LIMITS["course"])]
+    values += [
+        (f"citations.{i}.venue", c.venue, COLUMN_LIMITS["venue"])
+        for i, c in enumerate(data.citations)
+    ]
+    return [
+        {
+            "field": field,
+            "code": "string_too_long",
+            "message": f"String should have at most {limit} characters",
+        }
+        for field, value, limit in values
+        if len(value) > limit
+    ]
+
+
+def _errors(exc: ValidationError, prefix: str = "") -> list[dict[str, str]]:
+    out = []
+    for err in exc.errors(include_url=False, include_input=False, include_context=False):
+        parts = [str(p) for p in err["loc"] if p != "[key]"]
+        field = ".".join(([prefix] if prefix else []) + parts)
+        message = str(err["msg"]).removeprefix("Value error, ")
+        if not field:
+            field = _model_error_field(message)
+        out.append({"field": field, "code": str(err["type"]), "message": message})
+    return out
+
+
+def _model_error_field(message: str) -> str:
+    """Cross-field rules of EntryData raise without a location; name the field they concern."""
+    cited = re.match(r"(answer\.(?:en|ja)) cites", message)
+    if cited:
+        return cited.group(1)
+    if "citation" in message:
+        return "citations"
+    if "question and answer" in message:
+        return "answer"
+    return "body"
+
+
+def _invalid(errors: list[dict[str, str]]) -> ApiError:
+    first = errors[0]
+    return ApiError(
+        400,
+        "validation_failed",
+        f"{first['field']}: {first['message']}",
+        field=first["field"],
+        errors=errors,
+    )
+
+
+# -- preconditions -----------------------------------------------------------------
+
+
+def precondition(value: Any, source: str) -> list[tuple[int, str]]:
+    """The versions the client says it edited, with where each came from ("if-match",
+    "body" or "query"); If-Match first. None at all: 428."""
+    expected: list[tuple[int, str]] = []
+    header = request.headers.get("If-Match")
+    if header is not None:
+        expected.append((_if_match_version(header), "if-match"))
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if value is not None:
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_VERSION:
+            raise ApiError(
+                400, "wrong_type", "version must be a positive integer.", field="version"
+            )
+        expected.append((value, source))
+    if not expected:
+        raise ApiError(
+            428,
+            "precondition_required",
+            "Send If-Match with the entry's ETag (or the version you edited) "
+            "so that a concurrent edit is not overwritten.",
+        )
+    return expected
+
+
+def _if_match_version(header: str) -> int:
+    if header.strip() == "*":
+        raise ApiError(
+            428,
+            "precondition_required",
+            "If-Match: * does not protect against lost updates; send the entry's ETag.",
+        )
+    if not IF_MATCH_RE.match(header):
+        raise ApiError(
+            400,
+            "invalid_if_match",
+            'If-Match must be the one ETag GET returned, such as "3".',
+            field="If-Match",
+        )
+    return int(header.strip().removeprefix("W/").strip('"'))
+
+
+def _query_version() -> int | None:
+    raw = request.args.get("version")
+    if raw is None:
+        return None
+    if not raw.isascii() or not raw.isdigit() or len(raw) > 10:
+        raise ApiError(400, "wrong_type", "version must be a positive integer.", field="version")
+    return int(raw)
+
+
+def check_versions(entry: Entry, expected: list[tuple[int, str]]) -> int:
+    """The entry's version if every precondition names it; else 412 (If-Match) or 409."""
+    for version, source in expected:
+        if entry.version != version:
+            raise _stale(source, entry)
+    return entry.version
+
+
+def _stale(source: str, entry: Entry | None) -> ApiError:
+    extra: dict[str, Any] = {}
+    headers: dict[str, str] = {}
+    if entry is not None:
+        extra["current_version"] = entry.version
+        headers["ETag"] = etag(entry.version)
+    message = "The entry was changed by someone else; fetch it again and reapply your edit."
+    if source == "if-match":
+        return ApiError(412, "precondition_failed", message, headers=headers, **extra)
+    return ApiError(409, "version_conflict", message, field="version", headers=headers, **extra)
+
+
+def _slug_taken(slug: str) -> ApiError:
+    return ApiError(409, "slug_taken", f"An entry with slug {slug!r} exists.", field="slug")
+
+
+# -- storage helpers ------------------------------------------------------------------
+
+
+def lock_writes(session: Session) -> None:
+    """Take SQLite's write lock now, so the version read next cannot go stale before our
+    UPDATE (PostgreSQL locks the entry row instead, in _find_for_update)."""
+    if session.get_bind().dialect.name == "sqlite":
+        session.execute(text("UPDATE kb_state SET version = version WHERE id = 1"))
+
+
+def _find_for_update(
+    session: Session, slug: str, course: str | None, deleted: bool = False
+) -> Entry | None:
+    if not re.match(SLUG_RE, slug) or len(slug) > 120:
+        return None
+    query = select(Entry).join(Course).where(Entry.slug == slug)
+    if course:
+        query = query.where(Course.code == course)
+    if not deleted:
+        query = query.where(Entry.deleted_at.is_(None))
+    return session.scalars(query.order_by(Entry.id).limit(1).with_for_update(of=Entry)).first()
+
+
+def _author() -> str:
+    principal = current_principal()
+    return principal.author if principal is not None else "api"
+
+
+def reject_nul_in_url() -> None:
+    """NUL in an /api path or query string: refused before it reaches a query (PostgreSQL
+    rejects NUL in text; SQLite would store it)."""
+    if not request.path.startswith("/api/"):
+        return
+    if "\x00" in request.path:
+        raise ApiError(404, "not_found", "No such resource.")
+    for key, value in request.args.items(multi=True):
+        if "\x00" in key or "\x00" in value:
+            raise ApiError(
+                400, "invalid_characters", "NUL is not allowed in the query string.", field=key
+            )
+
+
+def init_app(app: Flask) -> None:
+    app.register_blueprint(bp)
+    app.before_request(reject_nul_in_url)
