@@ -98,6 +98,11 @@ class Retriever:
         self._lock = threading.Lock()
 
     # -- index freshness -------------------------------------------------
+    @property
+    def loaded_index(self) -> KnowledgeIndex | None:
+        """The index if one has been loaded (no database access)."""
+        return self._index
+
     def index(self) -> KnowledgeIndex:
         now = time.monotonic()
         if self._index is None or now - self._checked_at >= self.settings.refresh_interval_s:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, Flask, Response, jsonify, request
+from flask import Blueprint, Flask, Response, current_app, jsonify, request
 from sqlalchemy import String, cast, func, or_, select
 from sqlalchemy.orm import selectinload
 
@@ -12,6 +12,8 @@ from knowledge.ask import QuestionError
 from knowledge.models import AskLog, Course, Entry, Feedback
 from knowledge.store import find_entry, kb_version
 from knowledge.text import normalize
+from runners.jobs import get_queue
+from runners.sandbox import sandbox_info
 from service import presenters
 from service.auth_tokens import require_read, require_scope
 from service.errors import ApiError
@@ -150,7 +152,8 @@ def healthz() -> Response:
     with app_core.sessions() as session:
         version, updated = kb_version(session)
         entries = session.scalar(select(func.count()).where(Entry.deleted_at.is_(None)))
-    index = app_core.retriever._index
+    index = app_core.retriever.loaded_index
+    # Always 200 while the web process can serve: a queue outage only degrades runs.
     return jsonify(
         {
             "status": "ok",
@@ -162,6 +165,8 @@ def healthz() -> Response:
                 "version": index.version if index else None,
                 "models": list(app_core.retriever.models),
             },
+            "queue": get_queue(current_app.config["QUEUE_URL"]).ping(),
+            "sandbox": sandbox_info(),
         }
     )
 
