@@ -24,6 +24,7 @@ CITE_KEY_RE = r"^[a-z][a-z0-9_-]*$"
 CITE_REF = re.compile(r"\[(@[a-z][a-z0-9_-]*(?:\s*;\s*@[a-z][a-z0-9_-]*)*)\]")
 
 Slug = Annotated[str, StringConstraints(pattern=SLUG_RE, min_length=1, max_length=120)]
+CourseCode = Annotated[str, StringConstraints(pattern=SLUG_RE, min_length=1, max_length=64)]
 Line = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
 
 
@@ -45,7 +46,7 @@ class Citation(BaseModel):
     title: Line
     authors: Annotated[list[Line], Field(min_length=1, max_length=50)]
     year: Annotated[int, Field(ge=1800, le=2100)]
-    venue: Line
+    venue: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=300)]
     url: (
         Annotated[str, StringConstraints(pattern=r"^https?://[^\s<>\"']+$", max_length=500)] | None
     ) = None
@@ -73,7 +74,7 @@ class EntryData(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     slug: Slug
-    course: Slug
+    course: CourseCode
     question: dict[
         Lang,
         Annotated[str, StringConstraints(strip_whitespace=True, min_length=3, max_length=2000)],

@@ -26,9 +26,9 @@ LANG_TEXT: Schema = {
     "description": "Text per language (en, ja).",
 }
 NULLABLE_STRING: Schema = {"type": ["string", "null"]}
-# Characters that knowledge.text.normalize() turns into nothing (whitespace after NFKC):
-# a question made only of these is blank. tests/test_openapi.py checks the list.
-BLANK_CHARS = r"\t-\r\x1c-\x20\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+# Characters that the API drops (NUL) or knowledge.text.normalize() turns into nothing
+# (whitespace after NFKC): a question made only of these is blank. Checked by a test.
+BLANK_CHARS = r"\x00\t-\r\x1c-\x20\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
 NOT_BLANK = f"[^{BLANK_CHARS}]"
 
 
@@ -314,6 +314,19 @@ def _schemas() -> dict[str, Schema]:
                 loaded={"type": "boolean"},
                 version={"type": ["integer", "null"]},
                 models={"type": "array", "items": {"type": "string"}},
+            ),
+            queue=obj(
+                ["ok", "backend"],
+                ok={"type": "boolean"},
+                backend={"type": "string", "enum": ["sqlite", "redis"]},
+                pending={"type": "integer"},
+                error={"type": "string"},
+            ),
+            sandbox=obj(
+                ["isolation"],
+                isolation={"type": "string", "enum": ["bubblewrap", "rlimits-only"]},
+                bwrap=NULLABLE_STRING,
+                reason=NULLABLE_STRING,
             ),
         ),
     }

@@ -53,7 +53,7 @@ def string_field(
         raise ApiError(
             400, "too_long", f"The field {name!r} is longer than {max_len} characters.", field=name
         )
-    return value
+    return value.replace("\x00", "")  # PostgreSQL cannot store NUL in text
 
 
 def int_field(body: dict[str, Any], name: str, *, low: int, high: int, default: int) -> int:

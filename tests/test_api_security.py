@@ -136,6 +136,15 @@ def test_unicode_and_emoji_round_trip(client: FlaskClient, writer: dict[str, str
     for question in ("🤖" * 500, "ｓｑｒｔ（ｄ）", "\u202eevil\u202c", "a\u0000b"):
         res = client.post("/api/v1/ask", json={"question": question})
         assert res.status_code == 200, question
+    # NUL is dropped from text fields (PostgreSQL cannot store it), never a 5xx.
+    res = client.post("/api/v1/ask", json={"question": "What is attention?", "course": "x\u0000"})
+    assert res.status_code == 200
+    assert client.post("/api/v1/ask", json={"question": "\u0000"}).status_code == 400
+    res = client.post(
+        "/api/v1/feedback",
+        json={"question_id": res.json["question_id"], "helpful": False, "comment": "n\u0000o"},
+    )
+    assert res.status_code == 201
 
 
 def test_markdown_and_citation_urls_cannot_inject_script(

@@ -13,6 +13,8 @@ from flask.testing import FlaskClient
 from schemathesis.specs.openapi.definitions import OPENAPI_31
 from werkzeug.test import TestResponse
 
+from knowledge.text import normalize
+from service.openapi_spec import NOT_BLANK
 from tests.api_fixtures import bearer, entry_body, make_token
 
 METHODS = {"get", "put", "post", "delete", "patch"}
@@ -62,6 +64,18 @@ def test_every_ref_resolves(spec: dict[str, Any]) -> None:
         assert ref.startswith("#/"), ref
         for part in ref[2:].split("/"):
             target = target[part]
+
+
+def test_blank_question_pattern_matches_the_api() -> None:
+    """A question the document calls blank is exactly one the API finds empty."""
+    not_blank = re.compile(NOT_BLANK)
+    for code in range(0x10000):
+        if 0xD800 <= code <= 0xDFFF:
+            continue
+        char = chr(code)
+        assert (normalize(char.replace("\x00", "")) == "") == (not not_blank.search(char)), hex(
+            code
+        )
 
 
 def flask_to_openapi(rule: str) -> str:
