@@ -18,6 +18,7 @@ from service import (
     openapi,
     runs_api,
     ta,
+    ta_tokens,
     tokens_cli,
     web,
     worker,
@@ -47,6 +48,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     openapi.init_app(app)
     web.init_app(app)
     ta.init_app(app)
+    ta_tokens.init_app(app)
     cli.init_app(app)
     tokens_cli.init_app(app)
     worker.init_app(app)
