@@ -277,14 +277,6 @@ def _bwrap_argv(work: Path, module: str, limits: Limits, status_fd: int | None) 
             argv += ["--ro-bind", d, d]
     for f in _ETC_FILES:
         argv += ["--ro-bind-try", f, f]
-    for d in _python_dirs():
-        argv += ["--ro-bind", d, d]
-    # Of the project, only the runners package and the experiment's own top package:
-    # no service/, knowledge/ or instance/ (database, secrets).
-    for top in dict.fromkeys(["runners", module.split(".")[0]]):
-        for candidate in (PROJECT_ROOT / top, PROJECT_ROOT / f"{top}.py"):
-            if candidate.exists():
-                argv += ["--ro-bind", str(candidate), str(candidate)]
     tmpfs_bytes = str(limits.file_size_mb * MIB)
     argv += [
         "--proc",
@@ -299,6 +291,17 @@ def _bwrap_argv(work: Path, module: str, limits: Limits, status_fd: int | None) 
         tmpfs_bytes,
         "--tmpfs",
         "/tmp",
+    ]
+    # Bound after the tmpfs mounts, so a project or virtualenv under /tmp stays visible.
+    for d in _python_dirs():
+        argv += ["--ro-bind", d, d]
+    # Of the project, only the runners package and the experiment's own top package:
+    # no service/, knowledge/ or instance/ (database, secrets).
+    for top in dict.fromkeys(["runners", module.split(".")[0]]):
+        for candidate in (PROJECT_ROOT / top, PROJECT_ROOT / f"{top}.py"):
+            if candidate.exists():
+                argv += ["--ro-bind", str(candidate), str(candidate)]
+    argv += [
         "--bind",
         str(work),
         SANDBOX_DIR,
