@@ -31,7 +31,7 @@ import pytest
 import requests
 
 from knowledge.backup import create_backup, restore_backup
-from tests.conftest import PG_ADMIN_URL
+from tests.conftest import PG_ADMIN_URL, SETUP, _pg_url
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.redis]
 
@@ -118,7 +118,7 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
 
 
 @pytest.fixture(scope="module")
-def stack(seeded_template: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+def stack(seeded_template: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     import psycopg
 
     logs = tmp_path_factory.mktemp("faults")
@@ -130,7 +130,9 @@ def stack(seeded_template: Path, tmp_path_factory: pytest.TempPathFactory) -> It
     procs: list[subprocess.Popen[bytes]] = []
     try:
         # The seeded knowledge base, moved over with the backup tool (no re-embedding).
-        create_backup(f"sqlite:///{seeded_template}", logs / "seed.jsonl.gz")
+        # (The template is a SQLite file, or a PostgreSQL database when RA_TEST_SETUP=scaled.)
+        source = _pg_url(seeded_template) if SETUP == "scaled" else f"sqlite:///{seeded_template}"
+        create_backup(source, logs / "seed.jsonl.gz")
         restore_backup(db_url, logs / "seed.jsonl.gz")
         for db in (QUEUE_DB, LIMITS_DB):
             subprocess.run(["redis-cli", "-n", str(db), "flushdb"], check=True, capture_output=True)
