@@ -3,7 +3,10 @@ experiment, which a student then gets; declined questions show up in the queue."
 
 from __future__ import annotations
 
+import time
+
 import pytest
+import requests
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.ui import Select
@@ -72,12 +75,21 @@ def test_ta_adds_an_entry_and_a_student_then_gets_it(browser: WebDriver, live: L
     assert "Created" in browser.find_element(By.CSS_SELECTOR, ".flash").text
     assert browser.execute_script("return window.__xss") is None
 
+    # Every process refreshes its index within a second of the save; wait for this one.
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        body = requests.post(
+            live.url + "/api/v1/ask", json={"question": "Why do residual connections help?"}
+        ).json()
+        if any(m["slug"] == "residual-connections" for m in body["matches"]):
+            break
+        time.sleep(0.2)
     # A student (no TA cookies) asks and gets it, with its citation and experiment.
     browser.delete_all_cookies()
     browser.get(live.url + "/")
     turn = ask(browser, "How do skip connections help train deep nets?")
     link = turn.find_element(By.CSS_SELECTOR, "[data-answer-link]")
-    assert link.get_attribute("href").endswith("/entries/residual-connections")
+    assert (link.get_attribute("href") or "").endswith("/entries/residual-connections"), turn.text
     assert "Deep Residual Learning" in turn.find_element(By.CSS_SELECTOR, "[data-citations]").text
     panel = turn.find_element(By.CSS_SELECTOR, "[data-experiment]")
     assert panel.get_attribute("data-runner") == "batchnorm_depth"
