@@ -48,11 +48,13 @@ class RunRequest:
 
 @cache
 def code_hash(name: str) -> str:
-    """Hash of the experiment's source and the shared result/child code it runs with."""
+    """Hash of the experiment's source and the shared code it runs with (result, child,
+    and the experiments' shared helpers such as ``_optim``)."""
     here = Path(__file__).resolve().parent
     module = registry.get(name)
     digest = hashlib.sha256()
-    for path in (Path(module.__file__ or ""), here / "result.py", here / "child.py"):
+    shared = (here / "result.py", here / "child.py", *sorted((here / "experiments").glob("_*.py")))
+    for path in (Path(module.__file__ or ""), *shared):
         digest.update(path.read_bytes())
     return digest.hexdigest()
 

@@ -7,9 +7,6 @@ import secrets
 from pathlib import Path
 from typing import Any
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-SEED_CONTENT = PROJECT_ROOT / "knowledge" / "content"
-
 
 def instance_secret(instance: Path) -> str:
     """A random key kept in the instance folder, for the embedded one-machine setup.

@@ -18,6 +18,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
+from runners.experiments._optim import Adam
 from runners.result import Result, figure_png
 
 matplotlib.use("Agg")
@@ -81,34 +82,6 @@ class Params(BaseModel):
     )
 
 
-class _Adam:
-    """Plain Adam (Kingma & Ba 2015).
-
-    Written out because the first use of ``torch.optim`` imports ``torch._dynamo``,
-    which costs over a second in a fresh process.
-    """
-
-    def __init__(self, params: list[torch.Tensor], lr: float) -> None:
-        self.params = params
-        self.lr = lr
-        self.t = 0
-        self.m = [torch.zeros_like(q) for q in params]
-        self.v = [torch.zeros_like(q) for q in params]
-
-    @torch.no_grad()
-    def step(self) -> None:
-        b1, b2, eps = 0.9, 0.999, 1e-8
-        self.t += 1
-        for q, m, v in zip(self.params, self.m, self.v, strict=True):
-            if q.grad is None:
-                continue
-            m.mul_(b1).add_(q.grad, alpha=1 - b1)
-            v.mul_(b2).addcmul_(q.grad, q.grad, value=1 - b2)
-            denom = (v / (1 - b2**self.t)).sqrt_().add_(eps)
-            q.addcdiv_(m, denom, value=-self.lr / (1 - b1**self.t))
-            q.grad = None
-
-
 def _make_task(p: Params, gen: torch.Generator) -> tuple[torch.Tensor, ...]:
     k = p.intrinsic_dim
     centres = torch.randn(p.n_classes, k, generator=gen)
@@ -128,7 +101,7 @@ def _fit(
     m: int, p: Params, xtr: torch.Tensor, ytr: torch.Tensor, xva: torch.Tensor, yva: torch.Tensor
 ) -> tuple[float, float]:
     model = nn.Sequential(nn.Linear(INPUT_DIM, m), nn.Linear(m, p.n_classes))
-    opt = _Adam(list(model.parameters()), lr=LR)
+    opt = Adam(list(model.parameters()), lr=LR)
     for _ in range(p.train_steps):
         loss = nn.functional.cross_entropy(model(xtr), ytr)
         loss.backward()
