@@ -24,6 +24,7 @@ ENV PYTHONUNBUFFERED=1 \
     TOKENIZERS_PARALLELISM=false \
     TRANSFORMERS_VERBOSITY=error \
     MPLCONFIGDIR=/tmp/matplotlib \
+    MODEL_CACHE_DIR=/app/models \
     WEB_BIND=0.0.0.0:8000
 
 # bubblewrap isolates each experiment run (user, pid, net, mount namespaces; no network).
@@ -48,8 +49,10 @@ COPY knowledge/ knowledge/
 COPY runners/ runners/
 COPY migrations/ migrations/
 COPY docker/entrypoint.sh docker/entrypoint.sh
+# The int8 MiniLM graph is exported at build time: the containers' root is read-only.
 RUN pip install --no-cache-dir --disable-pip-version-check --no-deps -e . \
-    && python -m compileall -q service knowledge runners migrations
+    && python -m compileall -q service knowledge runners migrations \
+    && python -m knowledge.onnx_minilm int8
 
 # An unprivileged user: the code stays root-owned and read-only to it. bubblewrap needs no
 # privileges of its own here (it creates a user namespace; see the worker in compose).

@@ -21,9 +21,11 @@ import numpy as np
 import yaml
 
 from bench.common import ROOT, percentile
+from knowledge.ask import LEXICAL
+from knowledge.store import DEFAULT_MODELS
 
 EVAL = ROOT / "bench" / "eval" / "questions.yaml"
-SIGNALS = ("all-MiniLM-L6-v2", "use-multilingual-v3", "bm25")
+SIGNALS = (*DEFAULT_MODELS, LEXICAL)
 
 
 def load_questions() -> list[dict]:

@@ -40,7 +40,7 @@ def build(size: int, url: str) -> None:
     from bench.common import ROOT
     from knowledge import importer, migrate
     from knowledge.db import make_engine, make_sessionmaker
-    from knowledge.embedders import MiniLM, MultilingualUSE
+    from knowledge.embedders import MiniLMInt8, MultilingualUSE
     from knowledge.models import Course, Embedding, Entry, IndexUnit
     from knowledge.store import bump_version
 
@@ -89,7 +89,7 @@ def build(size: int, url: str) -> None:
                         }
                     )
                     for model, dim in (
-                        (MiniLM.name, MiniLM.dim),
+                        (MiniLMInt8.name, MiniLMInt8.dim),
                         (MultilingualUSE.name, MultilingualUSE.dim),
                     ):
                         v = rng.standard_normal(dim).astype("<f4")

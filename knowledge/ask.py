@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 import threading
 import time
@@ -17,9 +18,12 @@ from knowledge.models import AskLog
 from knowledge.store import DEFAULT_MODELS, kb_version
 from knowledge.text import detect_lang, normalize
 
+log = logging.getLogger(__name__)
+
 MAX_QUESTION_CHARS = 2000
 LEXICAL = "bm25"  # the lexical signal's name in RetrievalSettings.weights
 MULTILINGUAL = embedders.MultilingualUSE.name
+MINILM = embedders.MiniLMInt8.name
 
 
 @dataclass(frozen=True)
@@ -34,8 +38,8 @@ class RetrievalSettings:
     # most correct decisions).
     weights: dict[str, dict[str, float]] = field(
         default_factory=lambda: {
-            "en": {embedders.MiniLM.name: 0.5, embedders.MultilingualUSE.name: 0.2, LEXICAL: 0.3},
-            "ja": {embedders.MiniLM.name: 0.4, embedders.MultilingualUSE.name: 0.4, LEXICAL: 0.2},
+            "en": {MINILM: 0.5, MULTILINGUAL: 0.2, LEXICAL: 0.3},
+            "ja": {MINILM: 0.4, MULTILINGUAL: 0.4, LEXICAL: 0.2},
         }
     )
     # An entry stored only in the other language is scored by the multilingual encoder.
@@ -116,6 +120,13 @@ class Retriever:
                 version, _ = kb_version(session)
                 if force or self._index is None or self._index.version != version:
                     self._index = KnowledgeIndex.load(session, self.models, version)
+                    for model, n in self._index.missing_vectors.items():
+                        log.warning(
+                            "%d index units have no %s vector and score 0 under it; "
+                            "run `flask --app service kb import` or `kb reindex`",
+                            n,
+                            model,
+                        )
             self._checked_at = time.monotonic()
             return self._index
 
@@ -150,7 +161,7 @@ class Retriever:
             if signal == LEXICAL:
                 out[signal] = index.lexical_scores(tokens(question))
             elif signal in self.models:
-                query = embedders.get(signal).encode([question])[0]
+                query = embedders.encode_query(signal, question)
                 out[signal] = index.dense_scores(signal, query)
         return out
 

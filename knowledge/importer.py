@@ -14,7 +14,7 @@ from knowledge.db import transaction
 from knowledge.entryfile import EntryFileError
 from knowledge.models import Entry
 from knowledge.schema import EntryData
-from knowledge.store import entry_data, upsert_entry
+from knowledge.store import embed_missing, entry_data, upsert_entry
 
 
 class InvalidEntryFiles(Exception):
@@ -76,12 +76,17 @@ def _line_of(file: Path, needle: str) -> int:
 def import_path(
     factory: sessionmaker[Session], path: Path, known_runners: Collection[str] | None = None
 ) -> Counter[str]:
-    """Upsert every entry file under ``path`` in one transaction; counts per outcome."""
+    """Upsert every entry file under ``path`` in one transaction; counts per outcome.
+
+    ``embedded`` counts vectors added for units that had none under a current model
+    (after an upgrade that changed the models, the existing entries need them too).
+    """
     entries = load_all(path, known_runners)
     counts: Counter[str] = Counter(created=0, updated=0, unchanged=0)
     with transaction(factory) as session:
         for data in entries:
             counts[upsert_entry(session, data).outcome] += 1
+        counts["embedded"] = embed_missing(session)
     return counts
 
 

@@ -23,6 +23,7 @@ class IndexedEntry:
     slug: str
     course: str
     question: dict[str, str]
+    version: int  # the entry row's version when the index was loaded
 
 
 @dataclass
@@ -54,17 +55,19 @@ class KnowledgeIndex:
     groupings: dict[str, Grouping]  # model -> grouping of its rows
     lexical: BM25
     lexical_grouping: Grouping
+    # model -> units with no stored vector (scored 0 by that model until `kb import`)
+    missing_vectors: dict[str, int] = field(default_factory=dict)
     _lang_masks: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
 
     @classmethod
     def load(cls, session: Session, models: tuple[str, ...], version: int) -> KnowledgeIndex:
         rows = session.execute(
-            select(Entry.id, Entry.slug, Course.code, Entry.question)
+            select(Entry.id, Entry.slug, Course.code, Entry.question, Entry.version)
             .join(Course)
             .where(Entry.deleted_at.is_(None))
             .order_by(Entry.id)
         ).all()
-        entries = [IndexedEntry(r[0], r[1], r[2], r[3]) for r in rows]
+        entries = [IndexedEntry(*r) for r in rows]
         position = {e.id: i for i, e in enumerate(entries)}
 
         units = session.execute(
@@ -95,7 +98,16 @@ class KnowledgeIndex:
             else:
                 matrix = np.zeros((0, 1), dtype=np.float32)
             vectors[model] = np.ascontiguousarray(matrix, dtype=np.float32)
-        return cls(version, entries, vectors, groupings, lexical, lexical_grouping)
+        missing = {m: len(units) - len(groupings[m].owner) for m in models}
+        return cls(
+            version,
+            entries,
+            vectors,
+            groupings,
+            lexical,
+            lexical_grouping,
+            {m: n for m, n in missing.items() if n},
+        )
 
     def has_lang(self, lang: str) -> np.ndarray:
         """Mask of entries written in ``lang`` (cached per language)."""

@@ -34,7 +34,7 @@ from knowledge.text import normalize, passages, text_hash
 
 Outcome = Literal["created", "updated", "unchanged"]
 # Models whose embeddings are stored for every unit.
-DEFAULT_MODELS: tuple[str, ...] = (embedders.MiniLM.name, embedders.MultilingualUSE.name)
+DEFAULT_MODELS: tuple[str, ...] = (embedders.MiniLMInt8.name, embedders.MultilingualUSE.name)
 
 
 class StaleVersion(Exception):
@@ -341,6 +341,28 @@ def kb_version(session: Session) -> tuple[int, datetime | None]:
         select(KbState.version, KbState.updated_at).where(KbState.id == 1)
     ).first()
     return (row[0], row[1]) if row else (0, None)
+
+
+def embed_missing(session: Session, models: Iterable[str] = DEFAULT_MODELS) -> int:
+    """Embed every live index unit that has no vector for one of ``models``.
+
+    Needed after the set of models changes (a new model has no stored vectors yet);
+    costs a scan of the units and no encoding when nothing is missing.
+    """
+    texts = list(
+        dict.fromkeys(
+            session.scalars(
+                select(IndexUnit.text)
+                .join(Entry, Entry.id == IndexUnit.entry_id)
+                .where(Entry.deleted_at.is_(None))
+                .order_by(IndexUnit.id)
+            )
+        )
+    )
+    added = sum(ensure_embeddings(session, model, texts) for model in models)
+    if added:
+        bump_version(session)
+    return added
 
 
 def reindex(session: Session, models: Iterable[str] = DEFAULT_MODELS) -> dict[str, int]:

@@ -60,9 +60,10 @@ def kb_import(path: Path) -> None:
         sys.exit(1)
     except (FileNotFoundError, EntryFileError) as exc:
         raise click.ClickException(str(exc)) from exc
+    backfill = f", embedded {counts['embedded']} missing vectors" if counts["embedded"] else ""
     click.echo(
         f"created {counts['created']}, updated {counts['updated']}, "
-        f"unchanged {counts['unchanged']} ({time.monotonic() - started:.1f} s)"
+        f"unchanged {counts['unchanged']}{backfill} ({time.monotonic() - started:.1f} s)"
     )
 
 

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import logging
 import shutil
 from pathlib import Path
 
+import pytest
 from flask import Flask
 from flask.testing import FlaskCliRunner
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 
-from knowledge.models import Entry, EntryRevision, IndexUnit
-from knowledge.store import kb_version
+from knowledge.ask import MINILM
+from knowledge.db import transaction
+from knowledge.models import Embedding, Entry, EntryRevision, IndexUnit
+from knowledge.store import bump_version, kb_version
 
 SEED = Path(__file__).resolve().parent.parent / "knowledge" / "content"
 
@@ -125,3 +129,26 @@ def test_reindex_reuses_stored_embeddings(runner: FlaskCliRunner) -> None:
     assert result.exit_code == 0, result.output
     assert "reindexed 8 entries" in result.output
     assert " 0 new embeddings" in result.output
+
+
+def test_import_backfills_vectors_a_new_model_lacks(
+    app: Flask, runner: FlaskCliRunner, caplog: pytest.LogCaptureFixture
+) -> None:
+    """After an upgrade that changes the models, `kb import` embeds the existing entries."""
+    retriever = app.extensions["core"].retriever
+    with transaction(app.extensions["core"].sessions) as session:
+        session.execute(delete(Embedding).where(Embedding.model == MINILM))
+        bump_version(session)
+    with caplog.at_level(logging.WARNING, logger="knowledge.ask"):
+        index = retriever.refresh()
+    assert index.missing_vectors[MINILM] == _count(app, IndexUnit)
+    assert f"have no {MINILM} vector" in caplog.text
+
+    with app.extensions["core"].sessions() as session:
+        texts = session.scalar(select(func.count(func.distinct(IndexUnit.text_hash))))
+    result = runner.invoke(args=["kb", "import", str(SEED)])
+    assert result.exit_code == 0, result.output
+    assert f"unchanged 8, embedded {texts} missing vectors" in result.output
+    assert retriever.refresh().missing_vectors == {}
+    again = runner.invoke(args=["kb", "import", str(SEED)])
+    assert "missing vectors" not in again.output
