@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from functools import lru_cache
 
 import nh3
 from markdown_it import MarkdownIt
@@ -44,3 +45,16 @@ def link_citations(markdown: str, keys: Sequence[str]) -> str:
 
 def to_html(markdown: str, citation_keys: Sequence[str] = ()) -> str:
     return sanitize(_md.render(link_citations(markdown, citation_keys)))
+
+
+def stored_html(markdown: str, citation_keys: Sequence[str] = ()) -> str:
+    """``to_html`` memoised, for stored entries: every answer shown renders the same text.
+
+    Not for arbitrary input (previews): the memo holds up to 1024 texts.
+    """
+    return _stored_html(markdown, tuple(citation_keys))
+
+
+@lru_cache(maxsize=1024)
+def _stored_html(markdown: str, citation_keys: tuple[str, ...]) -> str:
+    return to_html(markdown, citation_keys)

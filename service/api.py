@@ -46,38 +46,34 @@ def ask() -> Response:
     except QuestionError as exc:
         raise ApiError(400, exc.code, str(exc), field="question") from None
 
-    with core().sessions() as session:
-        answer = None
-        if result.best is not None:
-            entry = _load_entry(session, result.best.entry.id)
-            answer = presenters.answer_json(entry, result.lang)
-        payload: dict[str, Any] = {
-            "abstained": result.abstained,
-            "confidence": round(result.confidence, 4),
-            "answer": answer,
-            "matches": [
-                presenters.match_json(m.entry, m.confidence, result.lang) for m in result.matches
-            ],
-            "question_id": result.ask_id,
-            "lang": result.lang,
-            "did_you_mean": (
-                [
-                    presenters.match_json(m.entry, m.confidence, result.lang)
-                    for m in result.matches[:2]
-                ]
-                if result.ambiguous
-                else []
-            ),
-        }
+    answer = None
+    if result.best is not None:
+        answer = presenters.cached_answer_json(result.best.entry, result.lang, _entry_by_id)
+    payload: dict[str, Any] = {
+        "abstained": result.abstained,
+        "confidence": round(result.confidence, 4),
+        "answer": answer,
+        "matches": [
+            presenters.match_json(m.entry, m.confidence, result.lang) for m in result.matches
+        ],
+        "question_id": result.ask_id,
+        "lang": result.lang,
+        "did_you_mean": (
+            [presenters.match_json(m.entry, m.confidence, result.lang) for m in result.matches[:2]]
+            if result.ambiguous
+            else []
+        ),
+    }
     return jsonify(payload)
 
 
-def _load_entry(session: Any, entry_id: int) -> Entry:
-    return session.scalars(
-        select(Entry)
-        .where(Entry.id == entry_id)
-        .options(selectinload(Entry.citations), selectinload(Entry.course))
-    ).one()
+def _entry_by_id(entry_id: int) -> Entry:
+    with core().sessions() as session:
+        return session.scalars(
+            select(Entry)
+            .where(Entry.id == entry_id)
+            .options(selectinload(Entry.citations), selectinload(Entry.course))
+        ).one()
 
 
 @bp.get("/entries")

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
 from typing import Any
 
 from flask import url_for
 
 from knowledge.index import IndexedEntry
 from knowledge.models import Entry
-from knowledge.render import to_html
+from knowledge.render import stored_html
 
 
 def pick_lang(available: dict[str, Any], wanted: str) -> str:
@@ -48,6 +51,38 @@ def entry_url(slug: str) -> str:
 
 def answer_json(entry: Entry, lang: str) -> dict[str, Any]:
     """The answer block of an ask response, in ``lang`` where the entry has it."""
+    return {**_answer_block(entry, lang), "url": entry_url(entry.slug)}
+
+
+def cached_answer_json(
+    entry: IndexedEntry, lang: str, load: Callable[[int], Entry]
+) -> dict[str, Any]:
+    """``answer_json`` for the index's view of an entry, memoised by (id, version, lang).
+
+    Most asks land on a few entries; this skips three queries and the rendering. Edits
+    bump the entry's version, which the index picks up with its refresh.
+    """
+    key = (entry.id, entry.version, lang)
+    with _answers_lock:
+        block = _answers.get(key)
+        if block is not None:
+            _answers.move_to_end(key)
+    if block is None:
+        loaded = load(entry.id)
+        block = _answer_block(loaded, lang)
+        with _answers_lock:
+            _answers[(loaded.id, loaded.version, lang)] = block
+            while len(_answers) > ANSWER_MEMO_SIZE:
+                _answers.popitem(last=False)
+    return {**block, "url": entry_url(block["slug"])}
+
+
+ANSWER_MEMO_SIZE = 512
+_answers: OrderedDict[tuple[int, int, str], dict[str, Any]] = OrderedDict()
+_answers_lock = threading.Lock()
+
+
+def _answer_block(entry: Entry, lang: str) -> dict[str, Any]:
     chosen = pick_lang(entry.answer, lang)
     keys = [c.key for c in entry.citations]
     markdown = entry.answer[chosen]
@@ -56,11 +91,10 @@ def answer_json(entry: Entry, lang: str) -> dict[str, Any]:
         "course": entry.course.code,
         "question": entry.question[pick_lang(entry.question, lang)],
         "answer_markdown": markdown,
-        "answer_html": to_html(markdown, keys),
+        "answer_html": stored_html(markdown, keys),
         "lang": chosen,
         "citations": citation_json(entry),
         "runner": runner_json(entry),
-        "url": entry_url(entry.slug),
     }
 
 
@@ -92,7 +126,8 @@ def entry_detail(entry: Entry) -> dict[str, Any]:
         **entry_summary(entry),
         "aliases": entry.aliases,
         "answer": {
-            lang: {"markdown": md, "html": to_html(md, keys)} for lang, md in entry.answer.items()
+            lang: {"markdown": md, "html": stored_html(md, keys)}
+            for lang, md in entry.answer.items()
         },
         "citations": citation_json(entry),
     }

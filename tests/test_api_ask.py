@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -9,7 +10,9 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 
 from knowledge import entryfile
+from knowledge.db import transaction
 from knowledge.models import AskLog
+from knowledge.store import entry_data, find_entry, upsert_entry
 
 CONTENT = Path(__file__).resolve().parent.parent / "knowledge" / "content" / "nyu-dl-f20"
 SEED_QUESTIONS = [
@@ -138,3 +141,24 @@ def test_unicode_and_null_bytes_are_handled(client: FlaskClient) -> None:
         res = client.post("/api/v1/ask", json={"question": question})
         assert res.status_code == 200
         assert isinstance(res.json["abstained"], bool)
+
+
+def test_answer_follows_an_edit(client: FlaskClient) -> None:
+    """Answers are memoised per entry version: an edit shows up after the index refresh."""
+    question = "Why is attention divided by sqrt(d)?"
+    first = client.post("/api/v1/ask", json={"question": question}).json["answer"]
+    assert first["slug"] == "attention-sqrt-d-scaling"
+    sessions = client.application.extensions["core"].sessions
+    with transaction(sessions) as session:
+        data = entry_data(find_entry(session, first["slug"]))
+        answer = {**data.answer, "en": data.answer["en"] + "\n\nEdited by a TA just now."}
+        upsert_entry(session, data.model_copy(update={"answer": answer}), author="ta")
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        shown = client.post("/api/v1/ask", json={"question": question}).json["answer"]
+        if "Edited by a TA just now." in shown["answer_markdown"]:
+            break
+        time.sleep(0.1)
+    assert "Edited by a TA just now." in shown["answer_markdown"]
+    assert "<p>Edited by a TA just now.</p>" in shown["answer_html"]
+    assert shown["url"] == first["url"] and shown["url"].startswith("http://localhost/")
