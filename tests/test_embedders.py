@@ -22,7 +22,11 @@ SENTENCES = [
 
 @pytest.fixture(scope="module")
 def torch_vectors() -> np.ndarray:
-    return embedders._TorchMiniLM().encode(SENTENCES)
+    """The reference: the packaged model in sentence-transformers (PyTorch)."""
+    from sentence_transformers import SentenceTransformer
+
+    model = SentenceTransformer(str(onnx_minilm.model_dir()), device="cpu")
+    return model.encode(SENTENCES, normalize_embeddings=True, show_progress_bar=False)
 
 
 def test_onnx_graph_gives_sentence_transformers_vectors(torch_vectors: np.ndarray) -> None:
