@@ -23,7 +23,7 @@ class IndexedEntry:
     slug: str
     course: str
     question: dict[str, str]
-    version: int  # the entry row's version when the index was loaded
+    content_hash: str  # of the entry's content when the index was loaded
 
 
 @dataclass
@@ -62,7 +62,7 @@ class KnowledgeIndex:
     @classmethod
     def load(cls, session: Session, models: tuple[str, ...], version: int) -> KnowledgeIndex:
         rows = session.execute(
-            select(Entry.id, Entry.slug, Course.code, Entry.question, Entry.version)
+            select(Entry.id, Entry.slug, Course.code, Entry.question, Entry.content_hash)
             .join(Course)
             .where(Entry.deleted_at.is_(None))
             .order_by(Entry.id)

@@ -57,12 +57,13 @@ def answer_json(entry: Entry, lang: str) -> dict[str, Any]:
 def cached_answer_json(
     entry: IndexedEntry, lang: str, load: Callable[[int], Entry]
 ) -> dict[str, Any]:
-    """``answer_json`` for the index's view of an entry, memoised by (id, version, lang).
+    """``answer_json`` for the index's view of an entry, memoised by content and language.
 
-    Most asks land on a few entries; this skips three queries and the rendering. Edits
-    bump the entry's version, which the index picks up with its refresh.
+    Most asks land on a few entries; this skips three queries and the rendering. The key
+    is the hash of the entry's whole content (not its id, which another database may
+    give to another entry), so an edit is a new key once the index picks it up.
     """
-    key = (entry.id, entry.version, lang)
+    key = (entry.content_hash, lang)
     with _answers_lock:
         block = _answers.get(key)
         if block is not None:
@@ -71,14 +72,14 @@ def cached_answer_json(
         loaded = load(entry.id)
         block = _answer_block(loaded, lang)
         with _answers_lock:
-            _answers[(loaded.id, loaded.version, lang)] = block
+            _answers[(loaded.content_hash, lang)] = block
             while len(_answers) > ANSWER_MEMO_SIZE:
                 _answers.popitem(last=False)
     return {**block, "url": entry_url(block["slug"])}
 
 
 ANSWER_MEMO_SIZE = 512
-_answers: OrderedDict[tuple[int, int, str], dict[str, Any]] = OrderedDict()
+_answers: OrderedDict[tuple[str, str], dict[str, Any]] = OrderedDict()
 _answers_lock = threading.Lock()
 
 
