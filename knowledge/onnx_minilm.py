@@ -148,11 +148,16 @@ def _export_fp32(path: Path) -> None:
 
 
 class OnnxMiniLM:
-    """Encodes with the exported graph; vectors are L2-normalised float32."""
+    """Encodes with the exported graph; vectors are L2-normalised float32.
+
+    Tokenises with the ``tokenizers`` library and the model's own tokenizer.json (lower
+    case, [CLS]/[SEP], 256 tokens at most): importing ``transformers`` would pull in
+    torch, which a web process does not otherwise need.
+    """
 
     def __init__(self, variant: str, threads: int) -> None:
         import onnxruntime as ort
-        from transformers import AutoTokenizer
+        from tokenizers import Tokenizer
 
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
@@ -160,7 +165,9 @@ class OnnxMiniLM:
         self._session = ort.InferenceSession(
             str(graph_path(variant)), options, providers=["CPUExecutionProvider"]
         )
-        self._tokenizer = AutoTokenizer.from_pretrained(str(model_dir()))
+        self._tokenizer = Tokenizer.from_file(str(model_dir() / "tokenizer.json"))
+        self._tokenizer.enable_truncation(MAX_TOKENS)
+        self._tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")
 
     def encode(self, texts: list[str], batch_size: int = 32) -> np.ndarray:
         out = []
@@ -168,14 +175,10 @@ class OnnxMiniLM:
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
         for start in range(0, len(order), batch_size):
             chunk = [texts[i] for i in order[start : start + batch_size]]
-            enc = self._tokenizer(
-                chunk, padding=True, truncation=True, max_length=MAX_TOKENS, return_tensors="np"
-            )
-            feeds = {
-                "ids": enc["input_ids"].astype(np.int64),
-                "mask": enc["attention_mask"].astype(np.int64),
-                "types": enc["token_type_ids"].astype(np.int64),
-            }
+            encodings = self._tokenizer.encode_batch(chunk)
+            ids = np.array([e.ids for e in encodings], dtype=np.int64)
+            mask = np.array([e.attention_mask for e in encodings], dtype=np.int64)
+            feeds = {"ids": ids, "mask": mask, "types": np.zeros_like(ids)}
             out.append(self._session.run(None, feeds)[0])
         vectors = np.concatenate(out).astype(np.float32)
         result = np.empty_like(vectors)

@@ -17,6 +17,7 @@ SENTENCES = [
     "Is online SGD better than minibatch SGD when you cannot parallelise anyway?",
     "アテンションのスコアを√dで割るのはなぜですか？",
     "How was the size of BERT's position embeddings chosen, and does it matter much?",
+    "A long pasted question about gradients and layers " * 40,  # past the 256-token limit
 ]
 
 
