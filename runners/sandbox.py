@@ -292,6 +292,10 @@ def _bwrap_argv(work: Path, module: str, limits: Limits, status_fd: int | None) 
         "--tmpfs",
         "/tmp",
     ]
+    # The project directory gets its own tmpfs, made read-only below: under /tmp it would
+    # otherwise be a writable directory of the private /tmp (harmless to the host, but
+    # the experiment should see no writable place besides its own directory).
+    argv += ["--size", "4096", "--tmpfs", str(PROJECT_ROOT)]
     # Bound after the tmpfs mounts, so a project or virtualenv under /tmp stays visible.
     for d in _python_dirs():
         argv += ["--ro-bind", d, d]
@@ -305,6 +309,8 @@ def _bwrap_argv(work: Path, module: str, limits: Limits, status_fd: int | None) 
         "--bind",
         str(work),
         SANDBOX_DIR,
+        "--remount-ro",
+        str(PROJECT_ROOT),
         "--remount-ro",
         "/",
         "--chdir",
