@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import redis
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -86,10 +87,21 @@ def db_url(seeded_template: str, tmp_path: Path) -> Iterator[str]:
 
 
 @pytest.fixture
-def queue_url(tmp_path: Path) -> str:
-    if SETUP == "scaled":
-        return f"{REDIS_URL}?name=ra-test-{uuid.uuid4().hex[:12]}"
-    return f"sqlite:///{tmp_path / 'queue.db'}"
+def queue_url(tmp_path: Path) -> Iterator[str]:
+    if SETUP != "scaled":
+        yield f"sqlite:///{tmp_path / 'queue.db'}"
+        return
+    suffix = uuid.uuid4().hex[:12]
+    yield f"{REDIS_URL}?name=ra-test-{suffix}"
+    # Huey keeps a test's queue under keys named after it; runs left queued stay behind.
+    client = redis.Redis.from_url(REDIS_URL)
+    try:
+        for key in client.scan_iter(match=f"*{suffix}*"):
+            client.delete(key)
+    except redis.RedisError:
+        pass  # the fault tests may have left Redis stopped; nothing to clean then
+    finally:
+        client.close()
 
 
 @pytest.fixture
