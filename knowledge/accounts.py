@@ -60,10 +60,15 @@ def create_user(session: Session, username: str, password: str, role: str = "ta"
     return user
 
 
-def set_password(session: Session, username: str, password: str) -> User:
+def _existing_user(session: Session, username: str) -> User:
     user = find_user(session, username)
     if user is None:
         raise AccountError(f"no user called {normalize_username(username)!r}")
+    return user
+
+
+def set_password(session: Session, username: str, password: str) -> User:
+    user = _existing_user(session, username)
     check_new_password(password)
     user.password_hash = generate_password_hash(password)
     session.flush()
@@ -71,9 +76,7 @@ def set_password(session: Session, username: str, password: str) -> User:
 
 
 def set_active(session: Session, username: str, active: bool) -> User:
-    user = find_user(session, username)
-    if user is None:
-        raise AccountError(f"no user called {normalize_username(username)!r}")
+    user = _existing_user(session, username)
     user.is_active = active
     session.flush()
     return user

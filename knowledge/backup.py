@@ -123,12 +123,6 @@ def _engine(url: str) -> Engine:
     return engine
 
 
-def _revision(conn: Connection) -> str | None:
-    if not inspect(conn).has_table("alembic_version"):
-        return None
-    return conn.scalar(text("SELECT version_num FROM alembic_version"))
-
-
 def _counts(conn: Connection) -> dict[str, int]:
     return {t.name: conn.scalar(select(func.count()).select_from(t)) or 0 for t in tables()}
 
@@ -161,7 +155,7 @@ def create_backup(url: str, path: str | Path) -> dict[str, int]:
             if engine.dialect.name == "postgresql":  # one snapshot for every table
                 conn = conn.execution_options(isolation_level="REPEATABLE READ")
             with conn.begin():
-                revision = _revision(conn)
+                revision = migrate.revision_of(conn)
                 if revision is None:
                     raise BackupError("the database is not migrated: nothing to back up")
                 counts = _counts(conn)
@@ -242,7 +236,7 @@ def _insert_target(tbl: Table) -> Any:
 
 
 def _check_target(conn: Connection, header: dict[str, Any]) -> None:
-    revision = _revision(conn)
+    revision = migrate.revision_of(conn)
     if revision != header["revision"]:
         raise BackupError(
             f"the target database is at revision {revision}, the backup at "
@@ -292,15 +286,14 @@ def restore_backup(url: str, path: str | Path) -> dict[str, int]:
     engine = _engine(url)
     try:
         with engine.connect() as conn:
-            blank = _revision(conn) is None and not inspect(conn).get_table_names()
+            blank = migrate.revision_of(conn) is None and not inspect(conn).get_table_names()
         if blank:  # a database without any table: build the backup's schema first
             migrate.upgrade(url, header["revision"])
         with engine.begin() as conn:
             _check_target(conn, header)
-            for name, seeded in MIGRATION_ROWS.items():
-                tbl = next(t for t in tables() if t.name == name)
-                conn.execute(delete(tbl).where(seeded(tbl)))
             by_name = {t.name: t for t in tables()}
+            for name, seeded in MIGRATION_ROWS.items():
+                conn.execute(delete(by_name[name]).where(seeded(by_name[name])))
             seen = dict.fromkeys(by_name, 0)
             batch: list[dict[str, Any]] = []
             current: str | None = None

@@ -55,8 +55,6 @@ class KnowledgeIndex:
     groupings: dict[str, Grouping]  # model -> grouping of its rows
     lexical: BM25
     lexical_grouping: Grouping
-    # model -> units with no stored vector (scored 0 by that model until `kb import`)
-    missing_vectors: dict[str, int] = field(default_factory=dict)
     _lang_masks: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
 
     @classmethod
@@ -98,16 +96,13 @@ class KnowledgeIndex:
             else:
                 matrix = np.zeros((0, 1), dtype=np.float32)
             vectors[model] = np.ascontiguousarray(matrix, dtype=np.float32)
-        missing = {m: len(units) - len(groupings[m].owner) for m in models}
-        return cls(
-            version,
-            entries,
-            vectors,
-            groupings,
-            lexical,
-            lexical_grouping,
-            {m: n for m, n in missing.items() if n},
-        )
+        return cls(version, entries, vectors, groupings, lexical, lexical_grouping)
+
+    @property
+    def missing_vectors(self) -> dict[str, int]:
+        """Model -> units with no stored vector (scored 0 by that model until `kb import`)."""
+        units = len(self.lexical_grouping.owner)
+        return {m: n for m, g in self.groupings.items() if (n := units - len(g.owner))}
 
     def has_lang(self, lang: str) -> np.ndarray:
         """Mask of entries written in ``lang`` (cached per language)."""

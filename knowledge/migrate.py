@@ -6,6 +6,7 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from sqlalchemy import Connection
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 
@@ -26,14 +27,19 @@ def downgrade(url: str, revision: str = "base") -> None:
     command.downgrade(alembic_config(url), revision)
 
 
-def current_revision(url: str) -> str | None:
+def revision_of(conn: Connection) -> str | None:
+    """The Alembic revision of the database behind ``conn`` (None when not migrated)."""
     from alembic.migration import MigrationContext
 
+    return MigrationContext.configure(conn).get_current_revision()
+
+
+def current_revision(url: str) -> str | None:
     from knowledge.db import make_engine
 
     engine = make_engine(url)
     try:
         with engine.connect() as conn:
-            return MigrationContext.configure(conn).get_current_revision()
+            return revision_of(conn)
     finally:
         engine.dispose()

@@ -117,20 +117,29 @@ def question_vectors(session: Session, texts: Sequence[str], model: str = MODEL)
 def group_vectors(vectors: np.ndarray, threshold: float = THRESHOLD) -> list[list[int]]:
     """Greedy centroid grouping of rows in the given order; returns row indices per group."""
     groups: list[list[int]] = []
-    sums: list[np.ndarray] = []
+    # Per group: the sum of its vectors and that sum normalised (its centroid). Only the
+    # group a row joins changes, so only its centroid is recomputed.
+    sums = np.zeros(vectors.shape, dtype=np.result_type(np.float32, vectors.dtype))
+    centroids = np.zeros_like(sums)
     for row, vector in enumerate(vectors):
-        if sums:
-            centroids = np.stack(sums)
-            centroids /= np.maximum(np.linalg.norm(centroids, axis=1, keepdims=True), 1e-12)
-            sims = centroids @ vector
+        n = len(groups)
+        if n:
+            sims = centroids[:n] @ vector
             best = int(np.argmax(sims))
             if sims[best] >= threshold:
                 groups[best].append(row)
-                sums[best] = sums[best] + vector
+                sums[best] += vector
+                _set_centroid(centroids, sums, best)
                 continue
         groups.append([row])
-        sums.append(vector.astype(np.float32).copy())
+        sums[n] = vector.astype(np.float32)
+        _set_centroid(centroids, sums, n)
     return groups
+
+
+def _set_centroid(centroids: np.ndarray, sums: np.ndarray, group: int) -> None:
+    total = sums[group : group + 1]
+    centroids[group] = total / np.maximum(np.linalg.norm(total, axis=1, keepdims=True), 1e-12)
 
 
 def unanswered_groups(

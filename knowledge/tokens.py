@@ -130,7 +130,7 @@ def verify_token(
     """The token's info if it is known, not revoked and not expired; else TokenError."""
     if not TOKEN_RE.match(secret):
         raise TokenError("invalid_token", "The token is malformed.")
-    row = session.scalar(select(ApiToken).where(ApiToken.token_hash == hash_token(secret)))
+    row = _by_secret(session, secret)
     if row is None:
         raise TokenError("invalid_token", "The token is not known.")
     now = now or utcnow()
@@ -188,6 +188,10 @@ def token_info(row: ApiToken) -> TokenInfo:
     )
 
 
+def _by_secret(session: Session, secret: str) -> ApiToken | None:
+    return session.scalar(select(ApiToken).where(ApiToken.token_hash == hash_token(secret)))
+
+
 def _find(session: Session, key: str) -> ApiToken:
     if key.isdigit():
         row = session.get(ApiToken, int(key))
@@ -195,7 +199,7 @@ def _find(session: Session, key: str) -> ApiToken:
             raise TokenLookupError(f"no token with id {key}")
         return row
     if TOKEN_RE.match(key):
-        row = session.scalar(select(ApiToken).where(ApiToken.token_hash == hash_token(key)))
+        row = _by_secret(session, key)
         if row is None:
             raise TokenLookupError("no token matches that secret")
         return row

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Blueprint, Flask, Response, current_app, jsonify, request
-from sqlalchemy import String, cast, func, or_, select
+from sqlalchemy import Select, String, cast, func, or_, select
 from sqlalchemy.orm import selectinload
 
 from knowledge.ask import QuestionError
@@ -82,25 +82,9 @@ def list_entries() -> Response:
     page = query_int("page", low=1, high=100_000, default=1)
     per_page = query_int("per_page", low=1, high=100, default=20)
     course = request.args.get("course")
-    text = normalize(request.args.get("q", ""))[:200]
-    query = (
-        select(Entry)
-        .join(Course)
-        .where(Entry.deleted_at.is_(None))
-        .options(selectinload(Entry.course))
-    )
+    query = live_entries(normalize(request.args.get("q", ""))[:200])
     if course:
         query = query.where(Course.code == course)
-    if text:
-        like = "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-        query = query.where(
-            or_(
-                Entry.slug.ilike(like, escape="\\"),
-                cast(Entry.question, String).ilike(like, escape="\\"),
-                cast(Entry.aliases, String).ilike(like, escape="\\"),
-                cast(Entry.tags, String).ilike(like, escape="\\"),
-            )
-        )
     with core().sessions() as session:
         total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
         rows = session.scalars(
@@ -108,6 +92,29 @@ def list_entries() -> Response:
         ).all()
         items = [presenters.entry_summary(e) for e in rows]
     return jsonify({"items": items, "page": page, "per_page": per_page, "total": total})
+
+
+def live_entries(text: str = "", *, answers: bool = False) -> Select[tuple[Entry]]:
+    """Entries not deleted, course loaded; with ``text``, those whose slug, question, aliases
+    or tags (and answer, if ``answers``) contain it, ignoring case and LIKE wildcards."""
+    query = (
+        select(Entry)
+        .join(Course)
+        .where(Entry.deleted_at.is_(None))
+        .options(selectinload(Entry.course))
+    )
+    if not text:
+        return query
+    like = "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    columns = [
+        Entry.slug,
+        cast(Entry.question, String),
+        cast(Entry.aliases, String),
+        cast(Entry.tags, String),
+    ]
+    if answers:
+        columns.append(cast(Entry.answer, String))
+    return query.where(or_(*(column.ilike(like, escape="\\") for column in columns)))
 
 
 @bp.get("/entries/<slug>")

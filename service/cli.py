@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import click
 from flask import Flask
 from flask.cli import AppGroup
+from sqlalchemy.orm import Session
 
 from knowledge import accounts, importer, migrate
 from knowledge.db import transaction
@@ -96,6 +99,17 @@ def _password(password_stdin: bool) -> str:
     return str(click.prompt("Password", hide_input=True, confirmation_prompt=True))
 
 
+@contextmanager
+def _account_change() -> Iterator[Session]:
+    """A transaction for an account change; an AccountError rolls it back and becomes a
+    one-line CLI error."""
+    try:
+        with transaction(core().sessions) as session:
+            yield session
+    except accounts.AccountError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
 @users_cli.command("create")
 @click.argument("username")
 @click.option("--role", type=click.Choice(accounts.ROLES), default="ta", show_default=True)
@@ -103,12 +117,8 @@ def _password(password_stdin: bool) -> str:
 def users_create(username: str, role: str, password_stdin: bool) -> None:
     """Create a TA account (the password is asked for twice, and stored hashed)."""
     password = _password(password_stdin)
-    try:
-        with transaction(core().sessions) as session:
-            user = accounts.create_user(session, username, password, role)
-            name = user.username
-    except accounts.AccountError as exc:
-        raise click.ClickException(str(exc)) from exc
+    with _account_change() as session:
+        name = accounts.create_user(session, username, password, role).username
     click.echo(f"created {role} account {name!r}")
 
 
@@ -118,11 +128,8 @@ def users_create(username: str, role: str, password_stdin: bool) -> None:
 def users_set_password(username: str, password_stdin: bool) -> None:
     """Replace an account's password."""
     password = _password(password_stdin)
-    try:
-        with transaction(core().sessions) as session:
-            accounts.set_password(session, username, password)
-    except accounts.AccountError as exc:
-        raise click.ClickException(str(exc)) from exc
+    with _account_change() as session:
+        accounts.set_password(session, username, password)
     click.echo(f"password of {accounts.normalize_username(username)!r} changed")
 
 
@@ -130,24 +137,21 @@ def users_set_password(username: str, password_stdin: bool) -> None:
 @click.argument("username")
 def users_deactivate(username: str) -> None:
     """Block an account from logging in (its open sessions stop working at once)."""
-    try:
-        with transaction(core().sessions) as session:
-            accounts.set_active(session, username, False)
-    except accounts.AccountError as exc:
-        raise click.ClickException(str(exc)) from exc
-    click.echo(f"{accounts.normalize_username(username)!r} deactivated")
+    _set_active(username, False)
 
 
 @users_cli.command("activate")
 @click.argument("username")
 def users_activate(username: str) -> None:
     """Let a deactivated account log in again."""
-    try:
-        with transaction(core().sessions) as session:
-            accounts.set_active(session, username, True)
-    except accounts.AccountError as exc:
-        raise click.ClickException(str(exc)) from exc
-    click.echo(f"{accounts.normalize_username(username)!r} activated")
+    _set_active(username, True)
+
+
+def _set_active(username: str, active: bool) -> None:
+    with _account_change() as session:
+        accounts.set_active(session, username, active)
+    state = "activated" if active else "deactivated"
+    click.echo(f"{accounts.normalize_username(username)!r} {state}")
 
 
 @users_cli.command("list")

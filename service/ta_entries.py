@@ -12,9 +12,9 @@ from typing import Any
 
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 from pydantic import ValidationError
-from sqlalchemy import String, cast, func, or_, select
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 from werkzeug.wrappers import Response as BaseResponse
 
@@ -35,6 +35,7 @@ from knowledge.store import (
 from knowledge.text import detect_lang, normalize
 from runners import registry
 from service import auth, diffs
+from service.api import live_entries
 from service.entry_form import EntryForm, parse_ids
 from service.extensions import core
 from service.i18n import translate, ui_lang
@@ -93,23 +94,7 @@ def entry_by_slug(session: Session, slug: str, deleted: bool = False) -> Entry |
 @bp.get("/")
 def index() -> str:
     text = normalize(request.args.get("q", "").replace("\x00", ""))[:200]
-    query = (
-        select(Entry)
-        .join(Course)
-        .where(Entry.deleted_at.is_(None))
-        .options(selectinload(Entry.course))
-    )
-    if text:
-        like = "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-        query = query.where(
-            or_(
-                Entry.slug.ilike(like, escape="\\"),
-                cast(Entry.question, String).ilike(like, escape="\\"),
-                cast(Entry.aliases, String).ilike(like, escape="\\"),
-                cast(Entry.tags, String).ilike(like, escape="\\"),
-                cast(Entry.answer, String).ilike(like, escape="\\"),
-            )
-        )
+    query = live_entries(text, answers=True)
     page = request.args.get("page", "1")
     page_number = int(page) if page.isdigit() and 0 < len(page) < 7 else 1
     with core().sessions() as session:

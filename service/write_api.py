@@ -98,10 +98,7 @@ def update_entry(slug: str) -> tuple[Response, int, dict[str, str]]:
     with core().sessions() as session:
         try:
             with session.begin():
-                lock_writes(session)
-                entry = _find_for_update(session, slug, request.args.get("course"))
-                if entry is None:
-                    raise ApiError(404, "unknown_slug", f"No entry with slug {slug!r}.")
+                entry = _live_entry_for_update(session, slug)
                 course = entry.course.code
                 if body.get("course", course) != course:
                     raise ApiError(
@@ -130,10 +127,7 @@ def remove_entry(slug: str) -> tuple[str, int]:
     with core().sessions() as session:
         try:
             with session.begin():
-                lock_writes(session)
-                entry = _find_for_update(session, slug, request.args.get("course"))
-                if entry is None:
-                    raise ApiError(404, "unknown_slug", f"No entry with slug {slug!r}.")
+                entry = _live_entry_for_update(session, slug)
                 version = check_versions(entry, expected)
                 delete_entry(session, entry, author=author, expected_version=version)
         except (StaleVersion, StaleDataError):
@@ -346,6 +340,16 @@ def _find_for_update(
     if not deleted:
         query = query.where(Entry.deleted_at.is_(None))
     return session.scalars(query.order_by(Entry.id).limit(1).with_for_update(of=Entry)).first()
+
+
+def _live_entry_for_update(session: Session, slug: str) -> Entry:
+    """The live entry the URL names (``?course=`` narrows it), after taking the write lock;
+    404 if there is none."""
+    lock_writes(session)
+    entry = _find_for_update(session, slug, request.args.get("course"))
+    if entry is None:
+        raise ApiError(404, "unknown_slug", f"No entry with slug {slug!r}.")
+    return entry
 
 
 def _author() -> str:

@@ -1,12 +1,18 @@
-"""Shared fixtures: a seeded SQLite template copied per test, the app, clients, PostgreSQL."""
+"""Shared fixtures: a seeded SQLite template copied per test, the app, clients, PostgreSQL;
+helpers for worker and server processes."""
 
 from __future__ import annotations
 
 import os
 import shutil
+import signal
+import socket
+import subprocess
+import sys
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
@@ -33,6 +39,41 @@ PG_ADMIN_URL = os.environ.get(
 # scale); the default is the embedded setup (SQLite + SQLite queue).
 SETUP = os.environ.get("RA_TEST_SETUP", "embedded")
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+# --- processes (worker, servers) ---------------------------------------------------------
+
+
+def start_worker(config: Mapping[str, str]) -> subprocess.Popen[bytes]:
+    """A ``flask worker`` process in its own session, with ``config`` added to the env."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "flask", "--app", "service", "worker"],
+        cwd=ROOT,
+        env={**os.environ, **config},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+
+
+def stop_process_group(proc: subprocess.Popen[bytes], timeout: float = 30) -> None:
+    """SIGTERM the process's group; SIGKILL it if it has not exited after ``timeout`` s."""
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=timeout)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+# --- databases ---------------------------------------------------------------------------
 
 
 def _seed(url: str) -> None:
@@ -105,17 +146,31 @@ def queue_url(tmp_path: Path) -> Iterator[str]:
 
 
 @pytest.fixture
-def app(db_url: str, queue_url: str) -> Iterator[Flask]:
-    app = create_app(
-        {
-            "TESTING": True,
-            "DATABASE_URL": db_url,
-            "QUEUE_URL": queue_url,
-            "SERVER_NAME": "localhost",
-        }
-    )
-    yield app
-    app.extensions["core"].engine.dispose()
+def make_app(db_url: str, queue_url: str) -> Iterator[Callable[..., Flask]]:
+    """Builds test apps on this test's database and queue (config overrides as keywords)."""
+    apps: list[Flask] = []
+
+    def build(**config: Any) -> Flask:
+        app = create_app(
+            {
+                "TESTING": True,
+                "DATABASE_URL": db_url,
+                "QUEUE_URL": queue_url,
+                "SERVER_NAME": "localhost",
+                **config,
+            }
+        )
+        apps.append(app)
+        return app
+
+    yield build
+    for app in apps:
+        app.extensions["core"].engine.dispose()
+
+
+@pytest.fixture
+def app(make_app: Callable[..., Flask]) -> Flask:
+    return make_app()
 
 
 @pytest.fixture

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from service import create_app
 from tests.api_fixtures import bearer, make_token
 
 SMALL = {
@@ -23,26 +22,9 @@ QUESTION = {"question": "What is double descent?"}
 
 
 @pytest.fixture
-def make_app(db_url: str, queue_url: str) -> Iterator[Callable[..., Flask]]:
-    apps: list[Flask] = []
-
-    def build(**config: Any) -> Flask:
-        app = create_app(
-            {
-                "TESTING": True,
-                "DATABASE_URL": db_url,
-                "QUEUE_URL": queue_url,
-                "SERVER_NAME": "localhost",
-                **SMALL,
-                **config,
-            }
-        )
-        apps.append(app)
-        return app
-
-    yield build
-    for app in apps:
-        app.extensions["core"].engine.dispose()
+def make_app(make_app: Callable[..., Flask]) -> Callable[..., Flask]:
+    """The shared app factory (tests/conftest.py), with the small limits above by default."""
+    return lambda **config: make_app(**{**SMALL, **config})
 
 
 @pytest.fixture

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Callable
 from datetime import timedelta
 
 import pytest
@@ -14,7 +14,6 @@ from sqlalchemy import select
 from knowledge import tokens
 from knowledge.db import transaction
 from knowledge.models import ApiToken, utcnow
-from service import create_app
 from tests.api_fixtures import bearer, make_token
 
 SECRET_RE = re.compile(r"ra_[A-Za-z0-9_-]{43}")
@@ -155,19 +154,9 @@ def test_malformed_authorization_headers(client: FlaskClient, header: str) -> No
 
 
 @pytest.fixture
-def closed_app(db_url: str, queue_url: str) -> Iterator[Flask]:
+def closed_app(make_app: Callable[..., Flask]) -> Flask:
     """The course requires a token even for ask and read."""
-    app = create_app(
-        {
-            "TESTING": True,
-            "DATABASE_URL": db_url,
-            "QUEUE_URL": queue_url,
-            "SERVER_NAME": "localhost",
-            "REQUIRE_TOKEN_FOR_READ": True,
-        }
-    )
-    yield app
-    app.extensions["core"].engine.dispose()
+    return make_app(REQUIRE_TOKEN_FOR_READ=True)
 
 
 def test_require_token_for_read_setting(closed_app: Flask) -> None:

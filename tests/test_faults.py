@@ -16,7 +16,6 @@ import itertools
 import os
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -31,7 +30,7 @@ import pytest
 import requests
 
 from knowledge.backup import create_backup, restore_backup
-from tests.conftest import PG_ADMIN_URL, SETUP, _pg_url
+from tests.conftest import PG_ADMIN_URL, SETUP, _pg_url, free_port, stop_process_group
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.redis]
 
@@ -87,12 +86,6 @@ class Stack:
 # --- processes ---------------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _redis_up() -> bool:
     return subprocess.run(["redis-cli", "-h", "127.0.0.1", "ping"], capture_output=True).stdout == (
         b"PONG\n"
@@ -105,16 +98,6 @@ def _wait(predicate: Any, timeout: float, what: str) -> None:
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout} s waiting for {what}")
         time.sleep(0.1)
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
 
 
 @pytest.fixture(scope="module")
@@ -136,7 +119,7 @@ def stack(seeded_template: str, tmp_path_factory: pytest.TempPathFactory) -> Ite
         restore_backup(db_url, logs / "seed.jsonl.gz")
         for db in (QUEUE_DB, LIMITS_DB):
             subprocess.run(["redis-cli", "-n", str(db), "flushdb"], check=True, capture_output=True)
-        port = _free_port()
+        port = free_port()
         env = {
             **os.environ,
             "DATABASE_URL": db_url,
@@ -167,7 +150,7 @@ def stack(seeded_template: str, tmp_path_factory: pytest.TempPathFactory) -> Ite
         yield stack
     finally:
         for proc in procs:
-            _stop(proc)
+            stop_process_group(proc)
         with psycopg.connect(admin, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -19,6 +18,7 @@ from knowledge.db import make_sessionmaker, transaction
 from knowledge.models import Embedding
 from knowledge.schema import EntryData
 from knowledge.store import DEFAULT_MODELS, entry_data, find_entry, upsert_entry
+from tests.conftest import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -37,16 +37,10 @@ NEW_ENTRY = {
 }
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
 def other_process(app: Flask) -> str:
     """A second web process on the same database."""
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "DATABASE_URL": app.config["DATABASE_URL"]}
     proc = subprocess.Popen(
         [sys.executable, "-m", "flask", "--app", "service", "run", "--port", str(port)],

@@ -8,14 +8,13 @@ only queue (no worker runs them) and rate limits are off so they do not mask oth
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable
 
 import pytest
 import schemathesis
 from flask import Flask
 from hypothesis import HealthCheck, settings
 
-from service import create_app
 from service.openapi_spec import build_spec
 from tests.api_fixtures import bearer, make_token
 
@@ -23,19 +22,8 @@ MAX_EXAMPLES = 20
 
 
 @pytest.fixture
-def fuzz_app(db_url: str, queue_url: str) -> Iterator[Flask]:
-    app = create_app(
-        {
-            "TESTING": True,
-            "DATABASE_URL": db_url,
-            "QUEUE_URL": queue_url,
-            "SERVER_NAME": "localhost",
-            "RATELIMIT_ENABLED": False,
-            "MAX_QUEUED_RUNS": 100_000,
-        }
-    )
-    yield app
-    app.extensions["core"].engine.dispose()
+def fuzz_app(make_app: Callable[..., Flask]) -> Flask:
+    return make_app(RATELIMIT_ENABLED=False, MAX_QUEUED_RUNS=100_000)
 
 
 @pytest.fixture

@@ -5,12 +5,10 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import pytest
 from flask import Flask
@@ -19,26 +17,10 @@ from flask.testing import FlaskClient
 from knowledge.db import transaction
 from knowledge.schema import EntryData
 from knowledge.store import upsert_entry
+from tests.conftest import start_worker
 
-ROOT = Path(__file__).resolve().parent.parent
 PNG = b"\x89PNG\r\n\x1a\n"
 FINAL = {"succeeded", "failed", "timed_out"}
-
-
-def start_worker(app: Flask) -> subprocess.Popen[bytes]:
-    env = {
-        **os.environ,
-        "DATABASE_URL": app.config["DATABASE_URL"],
-        "QUEUE_URL": app.config["QUEUE_URL"],
-    }
-    return subprocess.Popen(
-        [sys.executable, "-m", "flask", "--app", "service", "worker"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
 
 
 def stop(proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM) -> None:
@@ -52,7 +34,8 @@ def worker(app: Flask) -> Iterator[Callable[[], subprocess.Popen[bytes]]]:
     procs: list[subprocess.Popen[bytes]] = []
 
     def spawn() -> subprocess.Popen[bytes]:
-        procs.append(start_worker(app))
+        config = {"DATABASE_URL": app.config["DATABASE_URL"], "QUEUE_URL": app.config["QUEUE_URL"]}
+        procs.append(start_worker(config))
         return procs[-1]
 
     yield spawn

@@ -5,11 +5,7 @@ Chromium, shared by the browser tests of one session. Screenshots go to
 
 from __future__ import annotations
 
-import os
 import shutil
-import signal
-import subprocess
-import sys
 import tempfile
 import threading
 import uuid
@@ -28,9 +24,8 @@ from knowledge import accounts
 from knowledge.db import transaction
 from service import create_app
 from tests.browser.helpers import DESKTOP, TA_PASSWORD, TA_USER, Live
-from tests.conftest import REDIS_URL, SETUP, _pg, _pg_url
+from tests.conftest import REDIS_URL, SETUP, _pg, _pg_url, start_worker, stop_process_group
 
-ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
 
@@ -57,7 +52,8 @@ def _storage(template: str, workdir: Path) -> Iterator[dict[str, str]]:
 def live(seeded_template: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
     """The app on a real HTTP server, with a TA account and a worker consuming its queue."""
     with _storage(seeded_template, tmp_path_factory.mktemp("browser")) as config:
-        worker = _start_worker(config)  # starts while the app below warms up
+        # The worker starts while the app below warms up.
+        worker = start_worker({**config, "HF_HUB_OFFLINE": "1"})
         app = create_app(config)
         with transaction(app.extensions["core"].sessions) as session:
             accounts.create_user(session, TA_USER, TA_PASSWORD)
@@ -71,30 +67,8 @@ def live(seeded_template: str, tmp_path_factory: pytest.TempPathFactory) -> Iter
             server.shutdown()
             server.server_close()
             thread.join(timeout=10)
-            _stop(worker)
+            stop_process_group(worker, timeout=20)
             app.extensions["core"].engine.dispose()
-
-
-def _start_worker(config: dict[str, str]) -> subprocess.Popen[bytes]:
-    env = {**os.environ, **config, "HF_HUB_OFFLINE": "1"}
-    return subprocess.Popen(
-        [sys.executable, "-m", "flask", "--app", "service", "worker"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=10)
 
 
 @pytest.fixture(scope="session")
