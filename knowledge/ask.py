@@ -9,6 +9,7 @@ import time
 from dataclasses import dataclass, field
 
 import numpy as np
+from sqlalchemy import insert
 from sqlalchemy.orm import Session, sessionmaker
 
 from knowledge import embedders
@@ -104,6 +105,8 @@ class Retriever:
         self._index: KnowledgeIndex | None = None
         self._checked_at = 0.0
         self._lock = threading.Lock()
+        # Same pool; connections checked out from it commit each statement on its own.
+        self._autocommit = factory.kw["bind"].execution_options(isolation_level="AUTOCOMMIT")
 
     # -- index freshness -------------------------------------------------
     @property
@@ -255,15 +258,15 @@ class Retriever:
         return result
 
     def _log(self, result: AskResult, asked: str, course: str | None) -> int:
-        with self.factory() as session, session.begin():
-            row = AskLog(
-                question=asked.replace("\x00", ""),
-                lang=result.lang,
-                course_code=course,
-                best_slug=result.matches[0].entry.slug if result.matches else None,
-                confidence=result.confidence,
-                abstained=result.abstained,
-            )
-            session.add(row)
-            session.flush()
-            return row.id
+        # Every question is logged, so this is on the hot path: a single INSERT ... RETURNING
+        # in autocommit mode saves the BEGIN and COMMIT roundtrips of a session transaction.
+        row = insert(AskLog).values(
+            question=asked.replace("\x00", ""),
+            lang=result.lang,
+            course_code=course,
+            best_slug=result.matches[0].entry.slug if result.matches else None,
+            confidence=result.confidence,
+            abstained=result.abstained,
+        )
+        with self._autocommit.connect() as conn:
+            return conn.execute(row.returning(AskLog.id)).scalar_one()

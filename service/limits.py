@@ -17,7 +17,9 @@ import time
 from collections.abc import Callable
 
 from flask import Flask, Response, current_app, request
-from flask_limiter import Limiter, RateLimitExceeded
+from flask_limiter import Limiter, RateLimitExceeded, RequestLimit
+from limits.storage import RedisStorage
+from limits.strategies import FixedWindowRateLimiter
 
 from service.auth_tokens import principal_or_none
 from service.errors import error_response
@@ -72,13 +74,30 @@ def _too_many(exc: RateLimitExceeded) -> Response:
     return response
 
 
+def _window(current: RequestLimit) -> tuple[int, int]:
+    """(remaining, reset timestamp) of the limit this request was counted against.
+
+    Flask-Limiter asks Redis with GET, then TTL: two roundtrips on every limited request.
+    For the fixed-window strategy on Redis, one pipelined roundtrip gives the same figures.
+    """
+    strategy = current.limiter
+    storage = strategy.storage
+    if isinstance(strategy, FixedWindowRateLimiter) and isinstance(storage, RedisStorage):
+        key = storage.prefixed_key(current.key)
+        pipe = storage.get_connection(True).pipeline(transaction=False)
+        count, ttl = pipe.get(key).ttl(key).execute()
+        remaining = max(0, current.limit.amount - int(count or 0))
+        return remaining, int(time.time() + max(int(ttl), 0) + 1)
+    return current.remaining, current.reset_at
+
+
 def _rate_headers(response: Response) -> Response:
     ext = current_app.extensions.get("rate_limiter")
     current = ext.current_limit if ext is not None else None
     if current is None:
         return response
     try:
-        remaining, reset_at = current.remaining, current.reset_at
+        remaining, reset_at = _window(current)
     except Exception:  # informational headers are not worth failing a request for
         log.warning("rate limit storage unavailable for headers", exc_info=True)
         return response
