@@ -6,7 +6,6 @@ each one is a revision, keeps the index fresh and bumps the knowledge-base versi
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,7 +22,7 @@ from knowledge.ask import MAX_QUESTION_CHARS
 from knowledge.db import transaction
 from knowledge.feedback_stats import feedback_by_entry
 from knowledge.models import AskLog, Course, Entry, EntryRevision
-from knowledge.schema import LANGS, SLUG_RE, EntryData
+from knowledge.schema import LANGS, EntryData, is_slug
 from knowledge.store import (
     StaleVersion,
     delete_entry,
@@ -85,7 +84,7 @@ def similar_entries(
 
 def entry_by_slug(session: Session, slug: str, deleted: bool = False) -> Entry | None:
     """The entry a URL names; a malformed slug names none (and never reaches the database)."""
-    if len(slug) > 120 or not re.fullmatch(SLUG_RE, slug):
+    if not is_slug(slug):
         return None
     return find_entry(session, slug, deleted=deleted)  # type: ignore[no-any-return]
 

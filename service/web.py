@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import re
-
 from flask import Blueprint, Flask, Response, redirect, render_template, request, url_for
 from markupsafe import Markup
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response as BaseResponse
 
-from knowledge.schema import SLUG_RE
+from knowledge.schema import is_slug
 from knowledge.store import find_entry
 from knowledge.text import passages
 from service import auth, i18n, presenters
@@ -40,7 +38,7 @@ def entry_page(slug: str) -> str | Response:
     wanted = request.args.get("lang") or ui_lang()
     if wanted not in LANGS:
         wanted = ui_lang()
-    if len(slug) > 120 or not re.fullmatch(SLUG_RE, slug):
+    if not is_slug(slug):
         return not_found()
     with core().sessions() as session:
         entry = find_entry(session, slug)

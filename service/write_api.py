@@ -23,7 +23,7 @@ from sqlalchemy.orm.exc import StaleDataError
 
 from knowledge.models import Citation as CitationRow
 from knowledge.models import Course, Entry
-from knowledge.schema import SLUG_RE, EntryData
+from knowledge.schema import EntryData, is_slug
 from knowledge.store import StaleVersion, delete_entry, upsert_entry
 from runners import registry
 from service import presenters
@@ -332,7 +332,7 @@ def lock_writes(session: Session) -> None:
 def _find_for_update(
     session: Session, slug: str, course: str | None, deleted: bool = False
 ) -> Entry | None:
-    if not re.match(SLUG_RE, slug) or len(slug) > 120:
+    if not is_slug(slug):
         return None
     query = select(Entry).join(Course).where(Entry.slug == slug)
     if course:

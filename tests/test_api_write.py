@@ -234,6 +234,14 @@ def test_update_unknown_slug_is_404(client: FlaskClient, writer: dict[str, str])
     assert res.status_code == 404 and res.json["error"]["code"] == "unknown_slug"
 
 
+def test_a_slug_with_a_trailing_newline_names_no_entry(
+    client: FlaskClient, writer: dict[str, str]
+) -> None:
+    res = client.delete("/api/v1/entries/agi%0A?version=1", headers=writer)
+    assert res.status_code == 404 and res.json["error"]["code"] == "unknown_slug"
+    assert client.get("/api/v1/entries/agi").status_code == 200
+
+
 def test_delete_needs_a_current_version(
     app: Flask, client: FlaskClient, writer: dict[str, str]
 ) -> None:
