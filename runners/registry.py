@@ -1,42 +1,66 @@
 """The registered experiments. Only names listed here can ever run.
 
-Each experiment module exposes:
+Each experiment has two modules:
 
-- ``NAME``: str, equal to its key here;
-- ``TITLE``: {"en": ..., "ja": ...};
-- ``CLAIM``: {"en": ..., "ja": ...}, the claim ``supports_claim`` checks;
-- ``Params``: a pydantic model, every field bounded, with defaults;
-- ``TIME_BUDGET_S``: wall-clock budget in seconds at the worst allowed params;
-- ``run(params: Params, seed: int) -> runners.result.Result``.
+- ``runners.specs.<name>``, free of torch, so the web role can describe and validate a
+  run without importing it:
+  ``NAME`` (str, equal to its key here); ``TITLE`` and ``CLAIM`` ({"en": ..., "ja": ...};
+  ``supports_claim`` checks the claim); ``Params`` (a pydantic model, every field
+  bounded, with defaults); ``TIME_BUDGET_S`` (wall-clock budget at the worst allowed
+  params);
+- ``runners.experiments.<name>``, the run: ``run(params: Params, seed: int) ->
+  runners.result.Result``. Only the sandboxed child imports it.
 """
 
 from __future__ import annotations
 
 import importlib
+import importlib.util
+from pathlib import Path
 from types import ModuleType
 
-# name -> module path; a fixed table so user input never picks a module.
-EXPERIMENTS: dict[str, str] = {
-    "local_minima_width": "runners.experiments.local_minima_width",
-    "online_vs_minibatch": "runners.experiments.online_vs_minibatch",
-    "batchnorm_depth": "runners.experiments.batchnorm_depth",
-    "vae_batchnorm": "runners.experiments.vae_batchnorm",
-    "embedding_dimension": "runners.experiments.embedding_dimension",
-    "attention_scaling": "runners.experiments.attention_scaling",
-    "double_descent": "runners.experiments.double_descent",
-}
+# A fixed table, so user input never picks a module.
+NAMES: tuple[str, ...] = (
+    "local_minima_width",
+    "online_vs_minibatch",
+    "batchnorm_depth",
+    "vae_batchnorm",
+    "embedding_dimension",
+    "attention_scaling",
+    "double_descent",
+)
+# name -> the module the sandboxed child runs
+EXPERIMENTS: dict[str, str] = {name: f"runners.experiments.{name}" for name in NAMES}
+SPECS: dict[str, str] = {name: f"runners.specs.{name}" for name in NAMES}
 
 
 class UnknownExperiment(KeyError):
     """Raised for a name that is not registered."""
 
 
+def _module(table: dict[str, str], name: str) -> ModuleType:
+    if name not in table:
+        raise UnknownExperiment(name)
+    return importlib.import_module(table[name])
+
+
+def spec(name: str) -> ModuleType:
+    """The registered experiment's spec module (``TITLE``, ``CLAIM``, ``Params``, ...)."""
+    return _module(SPECS, name)
+
+
 def get(name: str) -> ModuleType:
-    """Import and return the registered experiment module called ``name``."""
+    """The registered experiment's run module (imports torch)."""
+    return _module(EXPERIMENTS, name)
+
+
+def source_files(name: str) -> list[Path]:
+    """The spec's and the run's source files, found without importing either."""
     if name not in EXPERIMENTS:
         raise UnknownExperiment(name)
-    return importlib.import_module(EXPERIMENTS[name])
+    found = [importlib.util.find_spec(table[name]) for table in (SPECS, EXPERIMENTS)]
+    return [Path(s.origin) for s in found if s is not None and s.origin is not None]
 
 
 def names() -> list[str]:
-    return sorted(EXPERIMENTS)
+    return sorted(NAMES)

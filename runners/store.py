@@ -8,6 +8,7 @@ while a run is queued, running or succeeded.
 from __future__ import annotations
 
 import hashlib
+import importlib.metadata
 import json
 import os
 import socket
@@ -48,27 +49,26 @@ class RunRequest:
 
 @cache
 def code_hash(name: str) -> str:
-    """Hash of the experiment's source and the shared code it runs with (result, child,
-    and the experiments' shared helpers such as ``_optim``)."""
+    """Hash of the experiment's source (spec and run) and the shared code it runs with
+    (result, child, and the experiments' shared helpers such as ``_optim``)."""
     here = Path(__file__).resolve().parent
-    module = registry.get(name)
     digest = hashlib.sha256()
     shared = (here / "result.py", here / "child.py", *sorted((here / "experiments").glob("_*.py")))
-    for path in (Path(module.__file__ or ""), *shared):
+    for path in (*registry.source_files(name), *shared):
         digest.update(path.read_bytes())
     return digest.hexdigest()
 
 
 @cache
 def torch_version() -> str:
-    import torch
-
-    return str(torch.__version__)
+    """The installed torch's version, read from its metadata: importing torch would cost
+    the web role about 200 MB for one string."""
+    return importlib.metadata.version("torch")
 
 
 def canonical_params(name: str, params: dict[str, Any]) -> dict[str, Any]:
     """Validated params with defaults filled in (raises pydantic.ValidationError)."""
-    model = registry.get(name).Params.model_validate(params)
+    model = registry.spec(name).Params.model_validate(params)
     return model.model_dump(mode="json")
 
 
@@ -82,7 +82,7 @@ def cache_key(name: str, params: dict[str, Any], seed: int) -> str:
 
 
 def limits_for(name: str) -> Limits:
-    return Limits.for_budget(float(registry.get(name).TIME_BUDGET_S))
+    return Limits.for_budget(float(registry.spec(name).TIME_BUDGET_S))
 
 
 def request_run(

@@ -25,7 +25,7 @@ def queue():  # type: ignore[no-untyped-def]
 
 
 def experiment_json(name: str) -> dict[str, Any]:
-    module = registry.get(name)
+    module = registry.spec(name)
     return {
         "name": name,
         "title": module.TITLE,

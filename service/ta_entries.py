@@ -379,7 +379,7 @@ def experiments_catalogue() -> dict[str, dict[str, Any]]:
     """Every registered experiment's title (interface language) and parameter schema."""
     out = {}
     for name in registry.names():
-        module = registry.get(name)
+        module = registry.spec(name)
         out[name] = {
             "title": module.TITLE.get(ui_lang(), module.TITLE["en"]),
             "params_schema": module.Params.model_json_schema(),

@@ -182,7 +182,7 @@ def validate_entry(body: dict[str, Any]) -> EntryData:
                 ]
             )
         try:
-            registry.get(data.runner.name).Params.model_validate(data.runner.params)
+            registry.spec(data.runner.name).Params.model_validate(data.runner.params)
         except ValidationError as exc:
             raise _invalid(_errors(exc, prefix="runner.params")) from None
     return data

@@ -359,7 +359,7 @@ def test_worker_sandbox_settings() -> None:
     assert worker["cap_drop"] == ["ALL"] and worker["read_only"] is True
     assert any(t.split(":")[0] == "/tmp" for t in worker["tmpfs"])
     assert worker["stop_signal"] == "SIGINT"
-    longest = max(registry.get(name).TIME_BUDGET_S for name in registry.names())
+    longest = max(registry.spec(name).TIME_BUDGET_S for name in registry.names())
     assert int(worker["stop_grace_period"].rstrip("s")) > longest
     for name in ("web", "migrate"):  # only the worker relaxes confinement
         assert set(service(name)["security_opt"]) == {"no-new-privileges:true"}

@@ -343,7 +343,7 @@ def _form_from(data: EntryData, version: int, **overrides: str) -> dict[str, str
             }
         )
     if data.runner:
-        params = registry.get(data.runner.name).Params(**data.runner.params)
+        params = registry.spec(data.runner.name).Params(**data.runner.params)
         defaults = params.model_dump(mode="json")
         for name, value in defaults.items():
             if isinstance(value, bool):

@@ -84,15 +84,17 @@ def _assert_finite(result: Result) -> None:
 
 @pytest.mark.parametrize("name", NAMES)
 def test_module_interface(name: str) -> None:
-    mod = _module(name)
-    assert name == mod.NAME
-    for text in (mod.TITLE, mod.CLAIM):
+    spec = registry.spec(name)
+    assert name == spec.NAME
+    for text in (spec.TITLE, spec.CLAIM):
         assert set(text) == {"en", "ja"}
         assert all(isinstance(v, str) and v for v in text.values())
-    assert mod.Params.model_config.get("extra") == "forbid"
-    for field_name, info in mod.Params.model_fields.items():
+    assert spec.Params.model_config.get("extra") == "forbid"
+    for field_name, info in spec.Params.model_fields.items():
         assert info.description, f"{name}.{field_name} has no description"
-    assert 0 < mod.TIME_BUDGET_S <= 60
+    assert 0 < spec.TIME_BUDGET_S <= 60
+    # The sandboxed child validates with the run module's Params: the same model.
+    assert _module(name).Params is spec.Params and callable(_module(name).run)
 
 
 @pytest.mark.parametrize("name", NAMES)
