@@ -17,8 +17,9 @@ bounded time and count:
 - run requests for the precomputed experiment (``200 cached``), 15 %.
 
 Prints per setup: throughput (requests/s, asks/s), p50/p99 per kind, errors, the CPU
-the server used per request (a figure other processes on the machine do not skew much)
-and the load average. ``--py-spy`` samples the workers and prints where their time goes;
+the server used per request (a figure other processes on the machine do not skew much),
+on the scaled setup the CPU PostgreSQL and Redis used, and the load average.
+``--py-spy`` samples the workers and prints where their time goes;
 ``--single-thread-inference`` measures the proposed one-thread-per-encoder-call web role.
 The issue's target: >= 100 distinct asks/s with p99 <= 250 ms at 16 clients, zero errors.
 Loopback only; the client threads share the machine's cores with the server.
@@ -118,6 +119,7 @@ class Report:
     errors: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     client_cpu_s: float = 0.0
     server_cpu_s: float = 0.0
+    services_cpu_s: float | None = None  # PostgreSQL + Redis, scaled setup only
     load: tuple[float, float] = (0.0, 0.0)
     profile: list[str] = field(default_factory=list)
 
@@ -128,11 +130,33 @@ class Report:
 def server_cpu_s(master: int) -> float:
     """CPU time (user + system) used so far by gunicorn's master and workers."""
     pids = [str(master), *Path(f"/proc/{master}/task/{master}/children").read_text().split()]
-    ticks = 0
-    for pid in pids:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        ticks += int(fields[11]) + int(fields[12])  # utime, stime
+    ticks = sum(_ticks(Path(f"/proc/{pid}/stat").read_text()) for pid in pids)
     return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def _ticks(stat: str) -> int:
+    fields = stat.rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])  # utime, stime
+
+
+def services_ticks() -> dict[int, int]:
+    """CPU ticks so far of this machine's PostgreSQL and Redis processes, by pid."""
+    ticks = {}
+    for path in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            stat = path.read_text()
+        except OSError:  # exited meanwhile
+            continue
+        if stat[stat.index("(") + 1 : stat.rindex(")")] in ("postgres", "redis-server"):
+            ticks[int(path.parent.name)] = _ticks(stat)
+    return ticks
+
+
+def services_cpu_s(before: dict[int, int]) -> float:
+    """CPU seconds PostgreSQL and Redis used since ``before`` (processes alive now)."""
+    after = services_ticks()
+    used = sum(t - before.get(pid, 0) for pid, t in after.items())
+    return used / os.sysconf("SC_CLK_TCK")
 
 
 def free_port() -> int:
@@ -501,6 +525,7 @@ def run_setup(
             report = Report(name, duration)
             cpu0 = resource.getrusage(resource.RUSAGE_SELF)
             load0, server0 = os.getloadavg()[0], server_cpu_s(master)
+            services0 = services_ticks()
             with profiled(py_spy, master, duration, Path(logs)) as profiles:
                 drive(base, clients, duration, counter, report)
             report.profile = summarize(profiles)
@@ -508,6 +533,8 @@ def run_setup(
             report.client_cpu_s = cpu1.ru_utime + cpu1.ru_stime - cpu0.ru_utime - cpu0.ru_stime
             report.load = (load0, os.getloadavg()[0])
             report.server_cpu_s = server_cpu_s(master) - server0
+            if name == "scaled":
+                report.services_cpu_s = services_cpu_s(services0)
     return report
 
 
@@ -543,6 +570,11 @@ def print_report(r: Report, clients: int) -> None:
             f"server CPU {r.server_cpu_s:.1f} s ({r.server_cpu_s / r.duration_s:.2f} cores): "
             f"{per_request * 1000:.1f} ms per request; {os.cpu_count()} idle cores would serve "
             f"at most ~{(os.cpu_count() or 1) / per_request:.0f} req/s of this mix"
+        )
+    if r.services_cpu_s is not None:
+        print(
+            f"PostgreSQL + Redis CPU {r.services_cpu_s:.1f} s "
+            f"({r.services_cpu_s / r.duration_s:.2f} cores), on the same cores"
         )
     for line in r.profile:
         print(line)

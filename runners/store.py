@@ -61,8 +61,8 @@ def code_hash(name: str) -> str:
 
 @cache
 def torch_version() -> str:
-    """The installed torch's version, read from its metadata: importing torch would cost
-    the web role about 200 MB for one string."""
+    """The installed torch's version, read from its metadata: importing torch would add
+    over 200 MB to a web process for one string."""
     return importlib.metadata.version("torch")
 
 
