@@ -27,13 +27,12 @@ MAX_SLUG_LEN = 120
 Slug = Annotated[str, StringConstraints(pattern=SLUG_RE, min_length=1, max_length=MAX_SLUG_LEN)]
 CourseCode = Annotated[str, StringConstraints(pattern=SLUG_RE, min_length=1, max_length=64)]
 
+Line = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
+
 
 def is_slug(text: str) -> bool:
     """Whether ``text`` is a well-formed entry slug (URLs are checked before any query)."""
     return len(text) <= MAX_SLUG_LEN and re.fullmatch(SLUG_RE, text) is not None
-
-
-Line = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
 
 
 def cited_keys(markdown: str) -> list[str]:
