@@ -36,13 +36,15 @@ class UnhelpfulAnswer:
     created_at: datetime
 
 
-def feedback_by_entry(session: Session) -> dict[str, EntryFeedback]:
-    """Per answered slug: how often it answered, and its helpful / not helpful votes."""
+def feedback_by_entry(session: Session, slug: str | None = None) -> dict[str, EntryFeedback]:
+    """Per answered slug (or only ``slug``): how often it answered, and its helpful / not
+    helpful votes."""
+    answers = [AskLog.abstained.is_(False), AskLog.best_slug.is_not(None)]
+    if slug is not None:  # one entry's page: an index lookup, not a pass over the whole log
+        answers.append(AskLog.best_slug == slug)
     stats: dict[str, EntryFeedback] = {}
     answered = session.execute(
-        select(AskLog.best_slug, func.count())
-        .where(AskLog.abstained.is_(False), AskLog.best_slug.is_not(None))
-        .group_by(AskLog.best_slug)
+        select(AskLog.best_slug, func.count()).where(*answers).group_by(AskLog.best_slug)
     )
     for slug, count in answered:
         stats[slug] = EntryFeedback(slug, answered=count)
@@ -53,7 +55,7 @@ def feedback_by_entry(session: Session) -> dict[str, EntryFeedback]:
             func.sum(case((Feedback.helpful.is_(False), 1), else_=0)),
         )
         .join(AskLog, AskLog.id == Feedback.ask_id)
-        .where(AskLog.abstained.is_(False), AskLog.best_slug.is_not(None))
+        .where(*answers)
         .group_by(AskLog.best_slug)
     )
     for slug, helpful, not_helpful in votes:

@@ -193,7 +193,12 @@ class KbState(Base):
 
 class AskLog(Base):
     __tablename__ = "ask_log"
-    __table_args__ = (Index("ix_ask_log_abstained_created", "abstained", "created_at"),)
+    __table_args__ = (
+        Index("ix_ask_log_abstained_created", "abstained", "created_at"),
+        # TA feedback pages count one entry's answers and votes. Both columns, so SQLite
+        # (no planner statistics) prefers it to the index above.
+        Index("ix_ask_log_best_slug_abstained", "best_slug", "abstained"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     question: Mapped[str] = mapped_column(Text)

@@ -209,7 +209,7 @@ def entry_feedback(slug: str) -> str | tuple[str, int]:
                 message=translate("error.not_found"),
             ), 404
         question = entry.question
-        stats = feedback_by_entry(session).get(slug)
+        stats = feedback_by_entry(session, slug).get(slug)
         unhelpful = recent_unhelpful(session, slug)
     return render_template(
         "ta/entry_feedback.html",

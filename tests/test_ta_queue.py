@@ -181,6 +181,7 @@ def test_feedback_per_entry(ta: FlaskClient, client: FlaskClient) -> None:
     # The least helpful entry comes first.
     assert overview.index('data-slug="double-descent"') < overview.index('data-slug="agi"')
     detail = ta.get("/ta/feedback/double-descent").get_data(as_text=True)
+    assert "Answered 3 question(s); 2 of 3 ratings helpful (67%)." in detail  # not agi's vote
     assert "What is double descent?" in detail and "I wanted the math" in detail
     assert "Explain double descent" not in detail
     assert ta.get("/ta/feedback/nope").status_code == 404
