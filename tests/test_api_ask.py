@@ -144,7 +144,7 @@ def test_unicode_and_null_bytes_are_handled(client: FlaskClient) -> None:
 
 
 def test_answer_follows_an_edit(client: FlaskClient) -> None:
-    """Answers are memoised per entry version: an edit shows up after the index refresh."""
+    """Answers are memoised per entry content: an edit shows up after the index refresh."""
     question = "Why is attention divided by sqrt(d)?"
     first = client.post("/api/v1/ask", json={"question": question}).json["answer"]
     assert first["slug"] == "attention-sqrt-d-scaling"

@@ -24,9 +24,7 @@ SENTENCES = [
 @pytest.fixture(scope="module")
 def torch_vectors() -> np.ndarray:
     """The reference: the packaged model in sentence-transformers (PyTorch)."""
-    from sentence_transformers import SentenceTransformer
-
-    model = SentenceTransformer(str(onnx_minilm.model_dir()), device="cpu")
+    model = onnx_minilm.packaged_model()
     return model.encode(SENTENCES, normalize_embeddings=True, show_progress_bar=False)
 
 

@@ -1,6 +1,4 @@
-"""What the ``attention_scaling`` experiment claims and accepts: its name, title, claim, time
-budget and parameters. Free of torch, so the web role can describe and validate runs;
-the run itself is in ``runners.experiments.attention_scaling``."""
+"""Spec: why dot-product attention divides its logits by sqrt(d)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,4 @@
-"""What the ``batchnorm_depth`` experiment claims and accepts: its name, title, claim, time
-budget and parameters. Free of torch, so the web role can describe and validate runs;
-the run itself is in ``runners.experiments.batchnorm_depth``."""
+"""Spec: a deep MLP with and without batch norm, inputs normalised once."""
 
 from __future__ import annotations
 

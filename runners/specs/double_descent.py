@@ -1,6 +1,4 @@
-"""What the ``double_descent`` experiment claims and accepts: its name, title, claim, time
-budget and parameters. Free of torch, so the web role can describe and validate runs;
-the run itself is in ``runners.experiments.double_descent``."""
+"""Spec: double descent of least squares on random ReLU features."""
 
 from __future__ import annotations
 

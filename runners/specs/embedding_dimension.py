@@ -1,6 +1,4 @@
-"""What the ``embedding_dimension`` experiment claims and accepts: its name, title, claim, time
-budget and parameters. Free of torch, so the web role can describe and validate runs;
-the run itself is in ``runners.experiments.embedding_dimension``."""
+"""Spec: accuracy against embedding size at a known intrinsic dimension."""
 
 from __future__ import annotations
 

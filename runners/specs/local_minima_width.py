@@ -1,6 +1,4 @@
-"""What the ``local_minima_width`` experiment claims and accepts: its name, title, claim, time
-budget and parameters. Free of torch, so the web role can describe and validate runs;
-the run itself is in ``runners.experiments.local_minima_width``."""
+"""Spec: XOR from many random inits, by hidden width."""
 
 from __future__ import annotations
 

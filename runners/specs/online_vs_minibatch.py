@@ -1,6 +1,4 @@
-"""What the ``online_vs_minibatch`` experiment claims and accepts: its name, title, claim, time
-budget and parameters. Free of torch, so the web role can describe and validate runs;
-the run itself is in ``runners.experiments.online_vs_minibatch``."""
+"""Spec: one epoch of SGD at batch sizes from 1 to the whole dataset."""
 
 from __future__ import annotations
 

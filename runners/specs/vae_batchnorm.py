@@ -1,6 +1,4 @@
-"""What the ``vae_batchnorm`` experiment claims and accepts: its name, title, claim, time
-budget and parameters. Free of torch, so the web role can describe and validate runs;
-the run itself is in ``runners.experiments.vae_batchnorm``."""
+"""Spec: batch norm in a VAE encoder ties an encoding to its batch-mates."""
 
 from __future__ import annotations
 
