@@ -15,14 +15,11 @@ ARG PIP_INDEX_URL
 ARG PIP_EXTRA_INDEX_URL
 
 # Runtime environment: unbuffered logs, no .pyc writes (the root filesystem is read-only
-# in compose), models only from the installed packages (never a hub), matplotlib's cache
+# in compose), tokenizers without thread pools of their own, matplotlib's cache
 # in the /tmp tmpfs, and the web role listening on every interface of the container.
 ENV PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
-    HF_HUB_OFFLINE=1 \
-    HF_HUB_DISABLE_PROGRESS_BARS=1 \
     TOKENIZERS_PARALLELISM=false \
-    TRANSFORMERS_VERBOSITY=error \
     MPLCONFIGDIR=/tmp/matplotlib \
     MODEL_CACHE_DIR=/app/models \
     WEB_BIND=0.0.0.0:8000
@@ -49,10 +46,11 @@ COPY knowledge/ knowledge/
 COPY runners/ runners/
 COPY migrations/ migrations/
 COPY docker/entrypoint.sh docker/entrypoint.sh
-# The int8 MiniLM graph is exported at build time: the containers' root is read-only.
+# The int8 multilingual-e5-small graph is built at build time: the containers' root is
+# read-only.
 RUN pip install --no-cache-dir --disable-pip-version-check --no-deps -e . \
     && python -m compileall -q service knowledge runners migrations \
-    && python -m knowledge.onnx_minilm int8
+    && python -m knowledge.onnx_e5
 
 # An unprivileged user: the code stays root-owned and read-only to it. bubblewrap needs no
 # privileges of its own here (it creates a user namespace; see the worker in compose).

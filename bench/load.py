@@ -205,9 +205,7 @@ def app_env(settings: dict[str, str], port: int, workers: int) -> dict[str, str]
         # itself still runs, against its real storage).
         "RATELIMIT_ASK": "1000000 per minute",
         "RATELIMIT_RUN": "1000000 per minute",
-        "HF_HUB_OFFLINE": "1",
         "TOKENIZERS_PARALLELISM": "false",
-        "TRANSFORMERS_VERBOSITY": "error",
     }
 
 

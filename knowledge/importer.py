@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from pathlib import Path
 
 from sqlalchemy import select
@@ -14,7 +14,7 @@ from knowledge.db import transaction
 from knowledge.entryfile import EntryFileError
 from knowledge.models import Entry
 from knowledge.schema import EntryData
-from knowledge.store import embed_missing, entry_data, upsert_entry
+from knowledge.store import Progress, entry_data, refresh_index, upsert_entry
 
 
 class InvalidEntryFiles(Exception):
@@ -74,19 +74,26 @@ def _line_of(file: Path, needle: str) -> int:
 
 
 def import_path(
-    factory: sessionmaker[Session], path: Path, known_runners: Collection[str] | None = None
+    factory: sessionmaker[Session],
+    path: Path,
+    known_runners: Collection[str] | None = None,
+    *,
+    units_progress: Progress | None = None,
+    embed_progress: Callable[[str], Progress] | None = None,
 ) -> Counter[str]:
     """Upsert every entry file under ``path`` in one transaction; counts per outcome.
 
-    ``embedded`` counts vectors added for units that had none under a current model
-    (after an upgrade that changed the models, the existing entries need them too).
+    Then the whole index is brought up to date, as after an upgrade: ``rebuilt`` counts
+    entries whose units were of an older format, ``embedded`` vectors added for units that
+    had none under a current model (both 0 when nothing changed).
     """
     entries = load_all(path, known_runners)
     counts: Counter[str] = Counter(created=0, updated=0, unchanged=0)
     with transaction(factory) as session:
         for data in entries:
             counts[upsert_entry(session, data).outcome] += 1
-        counts["embedded"] = embed_missing(session)
+        stats = refresh_index(session, units_progress=units_progress, embed_progress=embed_progress)
+        counts["rebuilt"], counts["embedded"] = stats["entries"], stats["embedded"]
     return counts
 
 

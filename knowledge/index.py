@@ -1,8 +1,11 @@
 """In-memory retrieval index per process, loaded from stored embeddings and terms.
 
 Nothing is embedded or tokenised at load: vectors and terms were stored at write time.
-An entry's score under one signal is the best score over its units (question, aliases,
-answer passages, both languages).
+Each signal scores an entry three times: by its best question-like unit (the question in
+each language and any aliases), by its best answer paragraph and by its whole answer.
+Keeping them apart lets the ranker weigh them, and keeps an entry's many aliases from
+lifting its answer scores. Whole answers have a BM25 corpus of their own, so that their
+length is compared with other answers, not with one-line questions.
 """
 
 from __future__ import annotations
@@ -10,11 +13,21 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-from sqlalchemy import select
+from sqlalchemy import case, select
 from sqlalchemy.orm import Session
 
+from knowledge.embedders import QUESTION_KINDS, vector_name
 from knowledge.lexical import BM25
 from knowledge.models import Course, Embedding, Entry, IndexUnit
+
+QUESTION, PASSAGE, ANSWER = 0, 1, 2  # columns of a per-entry score matrix
+KINDS = 3
+EMPTY = -1.0  # the score of an entry with no unit of a kind (below any cosine or BM25)
+
+
+def kind_column(kind: str) -> int:
+    """Questions and aliases are question-like; then answer paragraphs and whole answers."""
+    return {"passage": PASSAGE, "answer": ANSWER}.get(kind, QUESTION)
 
 
 @dataclass(frozen=True)
@@ -28,23 +41,34 @@ class IndexedEntry:
 
 @dataclass
 class Grouping:
-    """Units sorted by entry, so a per-entry max is one ``np.maximum.reduceat``."""
+    """Units sorted by (entry, kind), so a per-entry, per-kind max is one ``reduceat``."""
 
-    owner: np.ndarray  # (units,) entry position of each unit, ascending
-    starts: np.ndarray  # first unit of each entry that has units
+    segment: np.ndarray  # (units,) entry position * KINDS + kind column, ascending
+    starts: np.ndarray  # first unit of each segment that has units
 
     @classmethod
-    def of(cls, owner: np.ndarray) -> tuple[Grouping, np.ndarray]:
-        order = np.argsort(owner, kind="stable")
-        owner = owner[order]
-        starts = np.flatnonzero(np.r_[True, owner[1:] != owner[:-1]]) if len(owner) else owner
-        return cls(owner, starts), order
+    def of(cls, segment: np.ndarray) -> tuple[Grouping, np.ndarray]:
+        order = np.argsort(segment, kind="stable")
+        segment = segment[order]
+        starts = (
+            np.flatnonzero(np.r_[True, segment[1:] != segment[:-1]]) if len(segment) else segment
+        )
+        return cls(segment, starts), order
 
-    def best_per_entry(self, unit_scores: np.ndarray, n_entries: int) -> np.ndarray:
-        scores = np.zeros(n_entries, dtype=np.float32)
-        if len(self.owner):
-            scores[self.owner[self.starts]] = np.maximum.reduceat(unit_scores, self.starts)
-        return scores
+    @property
+    def units(self) -> int:
+        return len(self.segment)
+
+    def best(self, unit_scores: np.ndarray, n_entries: int) -> np.ndarray:
+        """(n_entries, KINDS): the best unit score per entry and kind, EMPTY where none."""
+        scores = np.full(n_entries * KINDS, EMPTY, dtype=np.float32)
+        if len(self.segment):
+            scores[self.segment[self.starts]] = np.maximum.reduceat(unit_scores, self.starts)
+        return scores.reshape(n_entries, KINDS)
+
+    def counts(self, n_entries: int) -> np.ndarray:
+        """(n_entries, KINDS): how many units each entry has of each kind."""
+        return np.bincount(self.segment, minlength=n_entries * KINDS).reshape(n_entries, KINDS)
 
 
 @dataclass
@@ -53,8 +77,7 @@ class KnowledgeIndex:
     entries: list[IndexedEntry]
     vectors: dict[str, np.ndarray]  # model -> (units, dim), rows normalised
     groupings: dict[str, Grouping]  # model -> grouping of its rows
-    lexical: BM25
-    lexical_grouping: Grouping
+    lexical: Lexical
     _lang_masks: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
 
     @classmethod
@@ -69,40 +92,42 @@ class KnowledgeIndex:
         position = {e.id: i for i, e in enumerate(entries)}
 
         units = session.execute(
-            select(IndexUnit.entry_id, IndexUnit.terms).order_by(IndexUnit.id)
+            select(IndexUnit.entry_id, IndexUnit.kind, IndexUnit.terms).order_by(IndexUnit.id)
         ).all()
         units = [u for u in units if u[0] in position]
-        owner = np.fromiter((position[u[0]] for u in units), dtype=np.int64, count=len(units))
-        lexical_grouping, order = Grouping.of(owner)
-        lexical = BM25([units[i][1].split() for i in order])
+        lexical = Lexical.build(units, position, len(entries))
 
         vectors: dict[str, np.ndarray] = {}
         groupings: dict[str, Grouping] = {}
         for model in models:
+            # Question-like units may have their vectors under another name (as questions).
+            stored_as = case(
+                (IndexUnit.kind.in_(QUESTION_KINDS), vector_name(model, "question")),
+                else_=vector_name(model, "passage"),
+            )
             rows_m = session.execute(
-                select(IndexUnit.entry_id, Embedding.vector)
-                .join(Embedding, Embedding.text_hash == IndexUnit.text_hash)
-                .where(Embedding.model == model)
+                select(IndexUnit.entry_id, IndexUnit.kind, Embedding.vector)
+                .join(
+                    Embedding,
+                    (Embedding.text_hash == IndexUnit.text_hash) & (Embedding.model == stored_as),
+                )
                 .order_by(IndexUnit.id)
             ).all()
             rows_m = [r for r in rows_m if r[0] in position]
-            owner_m = np.fromiter(
-                (position[r[0]] for r in rows_m), dtype=np.int64, count=len(rows_m)
-            )
-            groupings[model], order_m = Grouping.of(owner_m)
+            groupings[model], order_m = Grouping.of(_segments(rows_m, position))
             if rows_m:
-                matrix = np.frombuffer(b"".join(r[1] for r in rows_m), dtype="<f4")
+                matrix = np.frombuffer(b"".join(r[2] for r in rows_m), dtype="<f4")
                 matrix = matrix.reshape(len(rows_m), -1)[order_m]
             else:
                 matrix = np.zeros((0, 1), dtype=np.float32)
             vectors[model] = np.ascontiguousarray(matrix, dtype=np.float32)
-        return cls(version, entries, vectors, groupings, lexical, lexical_grouping)
+        return cls(version, entries, vectors, groupings, lexical)
 
     @property
     def missing_vectors(self) -> dict[str, int]:
-        """Model -> units with no stored vector (scored 0 by that model until `kb import`)."""
-        units = len(self.lexical_grouping.owner)
-        return {m: n for m, g in self.groupings.items() if (n := units - len(g.owner))}
+        """Model -> units with no stored vector (scored as absent until `kb import`)."""
+        units = self.lexical.grouping.units
+        return {m: n for m, g in self.groupings.items() if (n := units - g.units)}
 
     def has_lang(self, lang: str) -> np.ndarray:
         """Mask of entries written in ``lang`` (cached per language)."""
@@ -113,9 +138,77 @@ class KnowledgeIndex:
         return self._lang_masks[lang]
 
     def dense_scores(self, model: str, query: np.ndarray) -> np.ndarray:
-        """Best unit cosine per entry under ``model``."""
-        return self.groupings[model].best_per_entry(self.vectors[model] @ query, len(self.entries))
+        """(entries, KINDS): best cosine per entry and unit kind under ``model``."""
+        return self.groupings[model].best(self.vectors[model] @ query, len(self.entries))
 
     def lexical_scores(self, terms: list[str]) -> np.ndarray:
-        """Best normalised BM25 per entry."""
-        return self.lexical_grouping.best_per_entry(self.lexical.scores(terms), len(self.entries))
+        """(entries, KINDS): best normalised BM25 per entry and unit kind."""
+        return self.lexical.scores(terms)
+
+
+@dataclass
+class Lexical:
+    """BM25 over units (whole answers in a corpus of their own) and per-entry term coverage."""
+
+    grouping: Grouping
+    units: BM25  # question-like units and answer paragraphs
+    answers: BM25  # whole answers
+    unit_rows: np.ndarray  # where each of ``units``' documents sits in grouping order
+    answer_rows: np.ndarray  # likewise for ``answers``
+    entries_with: dict[str, np.ndarray]  # term -> positions of the entries that use it
+    question_units: np.ndarray  # (entries,) question-like units per entry
+    n_entries: int
+
+    @classmethod
+    def build(cls, units: list, position: dict[int, int], n_entries: int) -> Lexical:  # type: ignore[type-arg]
+        """From (entry_id, kind, terms) rows of live entries."""
+        grouping, order = Grouping.of(_segments(units, position))
+        docs = [units[i][2].split() for i in order]
+        is_answer = np.array([units[i][1] == "answer" for i in order], dtype=bool)
+        owners = grouping.segment // KINDS
+        users: dict[str, set[int]] = {}
+        for doc, owner, answer in zip(docs, owners.tolist(), is_answer.tolist(), strict=True):
+            if not answer:  # an answer's terms are its paragraphs' terms
+                for term in doc:
+                    users.setdefault(term, set()).add(owner)
+        unit_rows, answer_rows = np.flatnonzero(~is_answer), np.flatnonzero(is_answer)
+        return cls(
+            grouping,
+            BM25([docs[i] for i in unit_rows]),
+            BM25([docs[i] for i in answer_rows]),
+            unit_rows,
+            answer_rows,
+            {t: np.fromiter(sorted(e), dtype=np.int64) for t, e in users.items()},
+            grouping.counts(n_entries)[:, QUESTION],
+            n_entries,
+        )
+
+    def scores(self, terms: list[str]) -> np.ndarray:
+        """(entries, KINDS): best normalised BM25 per entry and unit kind."""
+        unit_scores = np.zeros(self.grouping.units, dtype=np.float32)
+        unit_scores[self.unit_rows] = self.units.scores(terms)
+        unit_scores[self.answer_rows] = self.answers.scores(terms)
+        return self.grouping.best(unit_scores, self.n_entries)
+
+    def coverage(self, terms: list[str]) -> np.ndarray:
+        """(entries,): the share of the question's term weight (IDF) each entry's text uses.
+
+        A paraphrase uses the entry's own words or common ones; a question about a
+        neighbouring mechanism names something (spectral norm, KV cache) the entry never
+        mentions, which costs that term's high IDF.
+        """
+        covered = np.zeros(self.n_entries, dtype=np.float32)
+        total = 0.0
+        for term in set(terms):
+            weight = self.units.idf.get(term, self.units.default_idf)
+            total += weight
+            if term in self.entries_with:
+                covered[self.entries_with[term]] += weight
+        return covered / total if total else covered
+
+
+def _segments(rows: list, position: dict[int, int]) -> np.ndarray:  # type: ignore[type-arg]
+    """Entry position * KINDS + kind column for rows starting (entry_id, kind, ...)."""
+    return np.fromiter(
+        (position[r[0]] * KINDS + kind_column(r[1]) for r in rows), dtype=np.int64, count=len(rows)
+    )

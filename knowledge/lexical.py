@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from knowledge.text import detect_lang
+from knowledge.text import has_japanese
 
 _WORD = re.compile(r"[a-z0-9]+(?:[-'][a-z0-9]+)*")
 _EN_STOP = frozenset(
@@ -24,13 +24,23 @@ _EN_STOP = frozenset(
     would will shall may might must not no so than too very just also only into from up down out
     over under again then once any all both each few more most other some such own same s t don
     get got im ive id dont doesnt isnt whats hey hi please thanks thank really actually like
-    anyone someone question ask know mean""".split()
+    anyone someone question ask know mean"""
+    # How a question is put, not what it is about.
+    """ explain explanation understand tell help want wonder wondering curious confused
+    ok okay yeah guys thing things stuff kind sort way happen happens go goes going
+    make makes made seem seems people exactly basically anyway else ever even still""".split()
 )
-# Sudachi parts of speech that carry no topic: particles, auxiliaries, symbols, blanks.
-_JA_SKIP_POS = frozenset({"助詞", "助動詞", "補助記号", "空白", "接続詞", "感動詞"})
+# Sudachi parts of speech that carry no topic: particles, auxiliaries, symbols, blanks,
+# pronouns (あれ), adnominals (その) and prefixes (ご).
+_JA_SKIP_POS = frozenset(
+    {"助詞", "助動詞", "補助記号", "空白", "接続詞", "感動詞", "代名詞", "連体詞", "接頭辞"}
+)
+# Normalised forms that frame a question (polite requests, "reason", "method") or are
+# function words Sudachi tags as content.
 _JA_STOP = frozenset(
     """何故 する 為る ある 有る いる 居る なる 成る 良い こと 事 もの 物 これ それ どう 何 ない 無い
-    の ん よう 様 です ます""".split()
+    の ん よう 様 です ます 為 遣る 仕舞う 頂く 下さる 貰う 教える 教示 説明 伺う 出来る 思う
+    於く 就く 付く つく 理由 方法 感じ 本当 時 所 訳 的""".split()
 )
 
 _tokenizer_lock = threading.Lock()
@@ -57,22 +67,39 @@ def _en_stem(word: str) -> str:
     return word
 
 
+def _en_terms(text: str) -> list[str]:
+    words = _WORD.findall(text.lower().replace("’", "'"))
+    # "what's" -> "whats", "teacher's" -> "teachers": apostrophes never split a term
+    words = [w.replace("'", "") for w in words]
+    return [_en_stem(w) for w in words if w not in _EN_STOP]
+
+
 def tokens(text: str) -> list[str]:
-    """Topic-bearing terms of ``text`` (normalised text expected)."""
-    if detect_lang(text) == "ja":
-        tokenizer = _sudachi()
-        with _tokenizer_lock:  # Sudachi tokenizers are not thread-safe
-            morphemes = tokenizer.tokenize(text)
-            out = []
-            for m in morphemes:
-                if m.part_of_speech()[0] in _JA_SKIP_POS:
-                    continue
-                form = m.normalized_form().lower()
-                if form in _JA_STOP or not form.strip():
-                    continue
-                out.append(_en_stem(form) if form.isascii() else form)
-            return out
-    return [_en_stem(w) for w in _WORD.findall(text.lower()) if w not in _EN_STOP]
+    """Topic-bearing terms of ``text`` (normalised text expected).
+
+    Text with any Japanese goes through SudachiPy, whose Latin-script words then get the
+    English treatment (stop words out, light stemming), so "BatchNormを外す" and "remove
+    BatchNorm" share the term ``batchnorm`` whichever language the sentence is in.
+    """
+    if not has_japanese(text):
+        return _en_terms(text)
+    tokenizer = _sudachi()
+    with _tokenizer_lock:  # Sudachi tokenizers are not thread-safe
+        morphemes = [
+            (m.part_of_speech()[0], m.surface(), m.normalized_form())
+            for m in tokenizer.tokenize(text)
+        ]
+    out: list[str] = []
+    for pos, surface, form in morphemes:
+        if pos in _JA_SKIP_POS:
+            continue
+        if surface.isascii():  # Sudachi would spell English words in katakana (the -> ザ)
+            out.extend(_en_terms(surface))
+            continue
+        form = form.lower()
+        if form.strip() and form not in _JA_STOP:
+            out.append(_en_stem(form) if form.isascii() else form)
+    return out
 
 
 class BM25:

@@ -182,13 +182,18 @@ class Embedding(Base):
 
 
 class KbState(Base):
-    """One row; ``version`` grows on every knowledge change so processes know to refresh."""
+    """One row; ``version`` grows on every knowledge change so processes know to refresh.
+
+    ``units_format`` is the format every stored index unit was built with: units older
+    than ``knowledge.store.UNITS_FORMAT`` are rebuilt by ``kb import`` and ``kb reindex``.
+    """
 
     __tablename__ = "kb_state"
 
     id: Mapped[int] = mapped_column(primary_key=True)
     version: Mapped[int] = mapped_column(Integer, default=0)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    units_format: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
 
 
 class AskLog(Base):

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
 from knowledge import embedders
@@ -30,11 +30,17 @@ from knowledge.models import (
     utcnow,
 )
 from knowledge.schema import EntryData
-from knowledge.text import normalize, passages, text_hash
+from knowledge.text import normalize, passages, plain_text, text_hash
 
 Outcome = Literal["created", "updated", "unchanged"]
 # Models whose embeddings are stored for every unit.
-DEFAULT_MODELS: tuple[str, ...] = (embedders.MiniLMInt8.name, embedders.MultilingualUSE.name)
+DEFAULT_MODELS: tuple[str, ...] = (embedders.E5Small.name,)
+# The format units are built in (kinds, texts, lexical terms); stored units of an older
+# format are rebuilt by `kb import` and `kb reindex`. 2: whole-answer units, Latin words in
+# Japanese text tokenised as English.
+UNITS_FORMAT = 2
+# progress(done, total): called as long work advances (the CLI draws a bar).
+Progress = Callable[[int, int], None]
 
 
 class StaleVersion(Exception):
@@ -222,7 +228,12 @@ def _record_revision(
 
 
 def units_for(data: EntryData) -> list[tuple[str, str, str]]:
-    """(kind, lang, text) for every retrievable piece of an entry."""
+    """(kind, lang, text) for every retrievable piece of an entry.
+
+    Kinds: ``question`` and ``alias`` (question-like), ``passage`` (one paragraph of the
+    answer) and ``answer`` (the whole answer, which a question paraphrasing several of
+    its paragraphs matches best).
+    """
     units: list[tuple[str, str, str]] = []
     for lang, question in data.question.items():
         units.append(("question", lang, normalize(question)))
@@ -230,23 +241,38 @@ def units_for(data: EntryData) -> list[tuple[str, str, str]]:
         units.extend(("alias", lang, normalize(a)) for a in aliases)
     for lang, answer in data.answer.items():
         units.extend(("passage", lang, p) for p in passages(answer))
-    seen: set[tuple[str, str]] = set()
+        if whole := plain_text(answer):
+            units.append(("answer", lang, whole))
+    seen: set[tuple[str, str, str]] = set()
     unique = []
     for kind, lang, text in units:
-        if (lang, text) not in seen:
-            seen.add((lang, text))
+        key = ("question" if kind == "alias" else kind, lang, text)
+        if key not in seen:
+            seen.add(key)
             unique.append((kind, lang, text))
     return unique
 
 
 def _rebuild_units(session: Session, entry: Entry, data: EntryData, models: Iterable[str]) -> None:
     units = _write_units(session, entry.id, data)
+    for name, texts in _texts_by_vector_name(units, models).items():
+        ensure_embeddings(session, name, texts)
+
+
+def _texts_by_vector_name(
+    units: Iterable[tuple[str, str]], models: Iterable[str]
+) -> dict[str, list[str]]:
+    """(kind, text) units -> the texts to embed under each stored vector name."""
+    out: dict[str, list[str]] = {}
+    units = list(units)
     for model in models:
-        ensure_embeddings(session, model, units)
+        for kind, text in units:
+            out.setdefault(embedders.vector_name(model, kind), []).append(text)
+    return out
 
 
-def _write_units(session: Session, entry_id: int, data: EntryData) -> list[str]:
-    """Replace an entry's index units; returns their texts."""
+def _write_units(session: Session, entry_id: int, data: EntryData) -> list[tuple[str, str]]:
+    """Replace an entry's index units; returns their (kind, text)."""
     session.execute(delete(IndexUnit).where(IndexUnit.entry_id == entry_id))
     units = units_for(data)
     session.add_all(
@@ -260,11 +286,21 @@ def _write_units(session: Session, entry_id: int, data: EntryData) -> list[str]:
         )
         for kind, lang, text in units
     )
-    return [text for _, _, text in units]
+    return [(kind, text) for kind, _, text in units]
 
 
-def ensure_embeddings(session: Session, model: str, texts: list[str]) -> int:
-    """Embed the texts that have no stored embedding for ``model``; return how many were new."""
+def ensure_embeddings(
+    session: Session,
+    model: str,
+    texts: list[str],
+    progress: Progress | None = None,
+    batch: int = 256,
+) -> int:
+    """Embed the texts that have no stored embedding for ``model``; return how many were new.
+
+    Long runs (an upgrade embeds every unit) go in batches of ``batch`` texts, reporting
+    ``progress`` after each.
+    """
     by_hash = {text_hash(t): t for t in texts}
     if not by_hash:
         return 0
@@ -283,11 +319,14 @@ def ensure_embeddings(session: Session, model: str, texts: list[str]) -> int:
         return 0
     blobs = _recent.get_many(model, missing)
     to_encode = [h for h in missing if h not in blobs]
-    if to_encode:
-        vectors = embedders.get(model).encode([by_hash[h] for h in to_encode])
-        for h, v in zip(to_encode, vectors, strict=True):
+    for start in range(0, len(to_encode), batch):
+        chunk = to_encode[start : start + batch]
+        vectors = embedders.get(model).encode([by_hash[h] for h in chunk])
+        for h, v in zip(chunk, vectors, strict=True):
             blobs[h] = v.astype("<f4").tobytes()
             _recent.put(model, h, blobs[h])
+        if progress:
+            progress(start + len(chunk), len(to_encode))
     session.add_all(
         Embedding(model=model, text_hash=h, dim=len(blobs[h]) // 4, vector=blobs[h])
         for h in missing
@@ -332,8 +371,13 @@ def bump_version(session: Session) -> None:
         .values(version=KbState.version + 1, updated_at=utcnow())
     )
     if updated.rowcount == 0:
-        session.add(KbState(id=1, version=1, updated_at=utcnow()))
+        session.add(KbState(id=1, version=1, updated_at=utcnow(), units_format=UNITS_FORMAT))
         session.flush()
+
+
+def units_format(session: Session) -> int:
+    """The format the stored units were built with (see UNITS_FORMAT)."""
+    return session.scalar(select(KbState.units_format).where(KbState.id == 1)) or UNITS_FORMAT
 
 
 def kb_version(session: Session) -> tuple[int, datetime | None]:
@@ -343,38 +387,87 @@ def kb_version(session: Session) -> tuple[int, datetime | None]:
     return (row[0], row[1]) if row else (0, None)
 
 
-def embed_missing(session: Session, models: Iterable[str] = DEFAULT_MODELS) -> int:
+def embed_missing(
+    session: Session,
+    models: Iterable[str] = DEFAULT_MODELS,
+    progress: Callable[[str], Progress] | None = None,
+) -> int:
     """Embed every live index unit that has no vector for one of ``models``.
 
     Needed after the set of models changes (a new model has no stored vectors yet);
-    costs a scan of the units and no encoding when nothing is missing.
+    costs a scan of the units and no encoding when nothing is missing. ``progress(model)``
+    gives the callback for one model's embedding run.
     """
-    texts = list(  # ensure_embeddings drops repeated texts itself
-        session.scalars(
-            select(IndexUnit.text)
-            .join(Entry, Entry.id == IndexUnit.entry_id)
-            .where(Entry.deleted_at.is_(None))
-            .order_by(IndexUnit.id)
-        )
+    units = session.execute(  # ensure_embeddings drops repeated texts itself
+        select(IndexUnit.kind, IndexUnit.text)
+        .join(Entry, Entry.id == IndexUnit.entry_id)
+        .where(Entry.deleted_at.is_(None))
+        .order_by(IndexUnit.id)
+    ).all()
+    added = sum(
+        ensure_embeddings(session, name, texts, progress(name) if progress else None)
+        for name, texts in _texts_by_vector_name(units, models).items()
     )
-    added = sum(ensure_embeddings(session, model, texts) for model in models)
     if added:
         bump_version(session)
     return added
 
 
-def reindex(session: Session, models: Iterable[str] = DEFAULT_MODELS) -> dict[str, int]:
-    """Rebuild units for every live entry; embeds only text with no stored embedding."""
-    models = tuple(models)
-    stats = {"entries": 0, "units": 0, "embedded": 0}
-    entries = session.scalars(select(Entry).where(Entry.deleted_at.is_(None)).order_by(Entry.id))
-    all_texts: list[str] = []
-    for entry in entries:
-        texts = _write_units(session, entry.id, entry_data(entry))
-        all_texts.extend(texts)
+def rebuild_units(session: Session, progress: Progress | None = None) -> dict[str, int]:
+    """Rebuild every live entry's units at the current format (no embedding here)."""
+    entries = list(
+        session.scalars(select(Entry).where(Entry.deleted_at.is_(None)).order_by(Entry.id))
+    )
+    stats = {"entries": 0, "units": 0}
+    for i, entry in enumerate(entries, start=1):
+        stats["units"] += len(_write_units(session, entry.id, entry_data(entry)))
         stats["entries"] += 1
-        stats["units"] += len(texts)
-    for model in models:
-        stats["embedded"] += ensure_embeddings(session, model, all_texts)
+        if progress and (i % 50 == 0 or i == len(entries)):
+            progress(i, len(entries))
+    session.execute(update(KbState).where(KbState.id == 1).values(units_format=UNITS_FORMAT))
     bump_version(session)
     return stats
+
+
+def refresh_index(
+    session: Session,
+    models: Iterable[str] = DEFAULT_MODELS,
+    *,
+    rebuild: bool = False,
+    units_progress: Progress | None = None,
+    embed_progress: Callable[[str], Progress] | None = None,
+) -> dict[str, int]:
+    """Bring stored units and vectors up to date: what `kb import` and `kb reindex` run.
+
+    Units are rebuilt when ``rebuild`` is set or they are of an older format; then every
+    unit gets a vector under each of ``models`` (only new text is encoded).
+    """
+    stats = {"entries": 0, "units": 0, "embedded": 0}
+    if rebuild or units_format(session) < UNITS_FORMAT:
+        stats.update(rebuild_units(session, units_progress))
+    stats["embedded"] = embed_missing(session, models, embed_progress)
+    return stats
+
+
+def unused_vectors(session: Session, keep: Iterable[str]) -> dict[str, int]:
+    """Stored vectors per model not in ``keep`` (left by models no longer in use)."""
+    rows = session.execute(
+        select(Embedding.model, func.count())
+        .where(Embedding.model.not_in(list(keep)))
+        .group_by(Embedding.model)
+    )
+    return {model: n for model, n in rows}
+
+
+def drop_vectors(session: Session, keep: Iterable[str]) -> dict[str, int]:
+    """Delete stored vectors of every model not in ``keep``; returns how many per model."""
+    keep = list(keep)
+    dropped = unused_vectors(session, keep)
+    if dropped:
+        session.execute(delete(Embedding).where(Embedding.model.not_in(keep)))
+    return dropped
+
+
+def reindex(session: Session, models: Iterable[str] = DEFAULT_MODELS) -> dict[str, int]:
+    """Rebuild units for every live entry; embeds only text with no stored embedding."""
+    return refresh_index(session, models, rebuild=True)

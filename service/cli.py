@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import click
@@ -13,10 +13,11 @@ from flask import Flask
 from flask.cli import AppGroup
 from sqlalchemy.orm import Session
 
-from knowledge import accounts, importer, migrate
+from knowledge import accounts, importer, migrate, queue_groups
 from knowledge.db import transaction
+from knowledge.embedders import vector_names
 from knowledge.entryfile import EntryFileError
-from knowledge.store import DEFAULT_MODELS, reindex
+from knowledge.store import DEFAULT_MODELS, Progress, drop_vectors, refresh_index, unused_vectors
 from runners import registry
 from service.extensions import core
 
@@ -49,13 +50,76 @@ def db_downgrade(revision: str) -> None:
     click.echo(f"database at revision {revision}")
 
 
+# Vectors still in use: the retrieval models' and those of the TAs' question grouping.
+MODELS_IN_USE = (*vector_names(DEFAULT_MODELS), queue_groups.MODEL)
+drop_old_option = click.option(
+    "--drop-old-vectors/--keep-old-vectors",
+    default=False,
+    envvar="DROP_OLD_VECTORS",
+    show_default=True,
+    help="Delete stored vectors of models no longer in use (env DROP_OLD_VECTORS=1). Kept "
+    "by default, so the previous release can still serve after a rollback.",
+)
+
+
+class _Bars:
+    """Progress bars on stderr for the long steps of an import or reindex."""
+
+    def __init__(self) -> None:
+        self._stack = ExitStack()
+        self._bars: dict[str, object] = {}
+
+    def __enter__(self) -> _Bars:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stack.close()
+
+    def bar(self, label: str) -> Progress:
+        def update(done: int, total: int) -> None:
+            if label not in self._bars:
+                self._bars[label] = self._stack.enter_context(
+                    click.progressbar(length=total, label=label, file=sys.stderr)
+                )
+            bar = self._bars[label]
+            bar.update(done - bar.pos)  # type: ignore[attr-defined]
+
+        return update
+
+    def embedding(self, model: str) -> Progress:
+        return self.bar(f"embedding with {model}")
+
+
+def _vectors_note(session: Session, drop: bool) -> str:
+    if drop:
+        dropped = drop_vectors(session, MODELS_IN_USE)
+        return "".join(f"; dropped {n} old {model} vectors" for model, n in dropped.items())
+    kept = unused_vectors(session, MODELS_IN_USE)
+    if not kept:
+        return ""
+    listed = ", ".join(f"{n} {model}" for model, n in kept.items())
+    return f"; kept {listed} vectors no longer used (--drop-old-vectors deletes them)"
+
+
 @kb_cli.command("import")
 @click.argument("path", type=click.Path(path_type=Path))
-def kb_import(path: Path) -> None:
-    """Upsert every entry file under PATH. Invalid files import nothing."""
+@drop_old_option
+def kb_import(path: Path, drop_old_vectors: bool) -> None:
+    """Upsert every entry file under PATH, then bring the index up to date.
+
+    Invalid files import nothing. After an upgrade, existing entries get the units and
+    vectors the new release uses (progress is shown).
+    """
     started = time.monotonic()
     try:
-        counts = importer.import_path(core().sessions, path, registry.names())
+        with _Bars() as bars:
+            counts = importer.import_path(
+                core().sessions,
+                path,
+                registry.names(),
+                units_progress=bars.bar("rebuilding index units"),
+                embed_progress=bars.embedding,
+            )
     except importer.InvalidEntryFiles as exc:
         for error in exc.errors:
             click.echo(f"error: {error}", err=True)
@@ -63,10 +127,16 @@ def kb_import(path: Path) -> None:
         sys.exit(1)
     except (FileNotFoundError, EntryFileError) as exc:
         raise click.ClickException(str(exc)) from exc
-    backfill = f", embedded {counts['embedded']} missing vectors" if counts["embedded"] else ""
+    extra = ""
+    if counts["rebuilt"]:
+        extra += f", rebuilt the units of {counts['rebuilt']} entries"
+    if counts["embedded"]:
+        extra += f", embedded {counts['embedded']} missing vectors"
+    with transaction(core().sessions) as session:
+        extra += _vectors_note(session, drop_old_vectors)
     click.echo(
         f"created {counts['created']}, updated {counts['updated']}, "
-        f"unchanged {counts['unchanged']}{backfill} ({time.monotonic() - started:.1f} s)"
+        f"unchanged {counts['unchanged']}{extra} ({time.monotonic() - started:.1f} s)"
     )
 
 
@@ -79,14 +149,22 @@ def kb_export(path: Path) -> None:
 
 
 @kb_cli.command("reindex")
-def kb_reindex() -> None:
+@drop_old_option
+def kb_reindex(drop_old_vectors: bool) -> None:
     """Rebuild every entry's index units and embed text not embedded before."""
     started = time.monotonic()
-    with core().sessions() as session, session.begin():
-        stats = reindex(session, DEFAULT_MODELS)
+    with _Bars() as bars, transaction(core().sessions) as session:
+        stats = refresh_index(
+            session,
+            DEFAULT_MODELS,
+            rebuild=True,
+            units_progress=bars.bar("rebuilding index units"),
+            embed_progress=bars.embedding,
+        )
+        note = _vectors_note(session, drop_old_vectors)
     click.echo(
         f"reindexed {stats['entries']} entries, {stats['units']} units, "
-        f"{stats['embedded']} new embeddings ({time.monotonic() - started:.1f} s)"
+        f"{stats['embedded']} new embeddings{note} ({time.monotonic() - started:.1f} s)"
     )
 
 

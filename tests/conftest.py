@@ -17,7 +17,6 @@ from typing import Any
 import pytest
 import redis
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 from flask import Flask  # noqa: E402

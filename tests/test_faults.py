@@ -130,7 +130,6 @@ def stack(seeded_template: str, tmp_path_factory: pytest.TempPathFactory) -> Ite
             "WEB_WORKERS": "2",
             "RATELIMIT_ASK": "100000 per minute",  # one client address sends everything
             "RATELIMIT_RUN": "100000 per minute",
-            "HF_HUB_OFFLINE": "1",
         }
         stack = Stack(
             f"http://127.0.0.1:{port}", db_url, env, logs, Ledger(), itertools.count(1000), procs

@@ -106,5 +106,6 @@ def test_edit_embeds_only_changed_text(app: Flask) -> None:
         answer = dict(data.answer)
         answer["en"] += "\n\nA brand-new closing paragraph about interpolation thresholds."
         upsert_entry(session, data.model_copy(update={"answer": answer}), author="ta")
-    # One new passage, embedded once per stored model; everything else was cached.
-    assert _embedding_count(app) - before == len(DEFAULT_MODELS)
+    # One new paragraph, and the whole answer it changes, embedded once per stored model;
+    # the questions and every other paragraph were cached.
+    assert _embedding_count(app) - before == 2 * len(DEFAULT_MODELS)

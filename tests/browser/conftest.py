@@ -53,7 +53,7 @@ def live(seeded_template: str, tmp_path_factory: pytest.TempPathFactory) -> Iter
     """The app on a real HTTP server, with a TA account and a worker consuming its queue."""
     with _storage(seeded_template, tmp_path_factory.mktemp("browser")) as config:
         # The worker starts while the app below warms up.
-        worker = start_worker({**config, "HF_HUB_OFFLINE": "1"})
+        worker = start_worker(config)
         app = create_app(config)
         with transaction(app.extensions["core"].sessions) as session:
             accounts.create_user(session, TA_USER, TA_PASSWORD)

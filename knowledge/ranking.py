@@ -1,0 +1,211 @@
+"""Which entry a question asks for, and how sure to be: two small fitted models.
+
+Signals (``Signals``) score every entry: the multilingual encoder's cosine and BM25, each
+by the entry's best question-like unit, best answer paragraph and whole answer, plus the
+share of the question's term weight the entry's text covers.
+
+- The ranker is linear in the six signal scores. Its weights are a conditional logit
+  (softmax over entries) fitted on the tuning half of the evaluation set.
+- The confidence is a logistic model of whether the ranked-first entry is the right
+  answer, from how strong that entry's evidence is and how far it is ahead of the
+  runner-up, overall and signal by signal. Margins and the agreement of the signals
+  are what tell a paraphrase of an entry from a question about a neighbouring mechanism
+  that shares its words.
+
+Both are fitted by ``python -m bench.retrieval --tune`` and stored in
+``retrieval_model.json`` beside this module; nothing here is tuned by hand.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from knowledge.index import ANSWER, EMPTY, KINDS, PASSAGE, QUESTION
+
+MODEL_FILE = Path(__file__).with_name("retrieval_model.json")
+KIND_NAMES = {QUESTION: "q", PASSAGE: "p", ANSWER: "a"}
+LEXICAL = "bm25"
+
+
+@dataclass
+class Signals:
+    """Per-entry evidence for one question."""
+
+    scores: dict[str, np.ndarray]  # signal -> (entries, KINDS)
+    coverage: np.ndarray  # (entries,)
+    question_units: np.ndarray  # (entries,) question-like units of each entry
+    in_language: np.ndarray  # (entries,) bool: entry written in the question's language
+    lang: str
+    chars: int
+
+    def column(self, name: str) -> np.ndarray:
+        """A per-entry feature by name: ``<signal>:<q|p|a>``, ``cov`` or ``units``."""
+        if name == "cov":
+            return self.coverage
+        if name == "units":  # many phrasings lift an entry's best question score by chance
+            return np.log1p(self.question_units.astype(np.float64))
+        signal, kind = name.rsplit(":", 1)
+        return self.scores[signal][:, "qpa".index(kind)]
+
+
+def fill_missing(scores: np.ndarray) -> np.ndarray:
+    """Scores with EMPTY cells (an entry without units of a kind) set to that kind's median.
+
+    An entry whose answer is one short line has no paragraph units; the median over the
+    other entries is neutral evidence, where EMPTY would count as strong evidence against.
+    """
+    empty = scores <= EMPTY
+    if not empty.any():
+        return scores
+    out = scores.copy()
+    for kind in range(KINDS):
+        column = out[:, kind]
+        present = ~empty[:, kind]
+        column[~present] = float(np.median(column[present])) if present.any() else 0.0
+    return out
+
+
+@dataclass(frozen=True)
+class Ranker:
+    features: tuple[str, ...]
+    weights: np.ndarray
+
+    def scores(self, signals: Signals) -> np.ndarray:
+        """(entries,) rank score of every entry."""
+        out = np.zeros(len(signals.coverage), dtype=np.float64)
+        for name, weight in zip(self.features, self.weights, strict=True):
+            out += weight * signals.column(name)
+        return out
+
+
+# Confidence features of one candidate, given its rank score and the best other one.
+# "<feature>_m" is the candidate's value minus the best value any other entry has.
+BASE_FEATURES = ("rank", "rank_m", "ja", "xl", "question_units", "chars")
+
+
+def candidate_features(
+    signals: Signals,
+    rank: np.ndarray,
+    candidate: int,
+    names: tuple[str, ...],
+    ignore: int | None = None,
+) -> np.ndarray:
+    """The confidence model's inputs for ``candidate``; every other entry (but ``ignore``)
+    is a rival."""
+    others = np.ones(len(rank), dtype=bool)
+    others[candidate] = False
+    if ignore is not None:
+        others[ignore] = False
+    values = []
+    for name in names:
+        margin = name.endswith("_m")
+        base = name[:-2] if margin else name
+        if base == "rank":
+            column = rank
+        elif base in ("ja", "xl", "question_units", "chars"):
+            values.append(_scalar(signals, candidate, base))
+            continue
+        else:
+            column = signals.column(base)
+        value = float(column[candidate])
+        if margin:
+            rivals = column[others]
+            rivals = rivals[np.isfinite(rivals)]
+            value -= float(rivals.max()) if len(rivals) else 0.0
+        values.append(value)
+    return np.array(values, dtype=np.float64)
+
+
+def _scalar(signals: Signals, candidate: int, name: str) -> float:
+    if name == "ja":
+        return float(signals.lang == "ja")
+    if name == "xl":  # the entry is not written in the question's language
+        return float(not signals.in_language[candidate])
+    if name == "question_units":  # many aliases lift an entry's best score by chance
+        return math.log1p(float(signals.question_units[candidate]))
+    return math.log1p(signals.chars)
+
+
+@dataclass(frozen=True)
+class Confidence:
+    features: tuple[str, ...]
+    mean: np.ndarray
+    scale: np.ndarray
+    coef: np.ndarray
+    intercept: float
+
+    def probability(self, x: np.ndarray) -> float:
+        z = float(((x - self.mean) / self.scale) @ self.coef + self.intercept)
+        return 1.0 / (1.0 + math.exp(-max(-60.0, min(60.0, z))))
+
+
+@dataclass(frozen=True)
+class RetrievalModel:
+    """The fitted ranker and confidence, and the confidence needed to answer."""
+
+    signals: tuple[str, ...]  # dense models and "bm25", in the order scored
+    ranker: Ranker
+    confidence: Confidence
+    threshold: float  # answer when the confidence reaches it
+    fitted: dict[str, Any]  # what it was fitted on (for the record)
+
+    @classmethod
+    def load(cls, path: Path = MODEL_FILE) -> RetrievalModel:
+        return cls.from_dict(json.loads(path.read_text(encoding="utf-8")))
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> RetrievalModel:
+        conf = raw["confidence"]
+        return cls(
+            signals=tuple(raw["signals"]),
+            ranker=Ranker(tuple(raw["rank"]["features"]), np.array(raw["rank"]["weights"])),
+            confidence=Confidence(
+                tuple(conf["features"]),
+                np.array(conf["mean"]),
+                np.array(conf["scale"]),
+                np.array(conf["coef"]),
+                float(conf["intercept"]),
+            ),
+            threshold=float(raw["threshold"]),
+            fitted=dict(raw.get("fitted", {})),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        c = self.confidence
+        return {
+            "signals": list(self.signals),
+            "rank": {
+                "features": list(self.ranker.features),
+                "weights": _floats(self.ranker.weights),
+            },
+            "confidence": {
+                "features": list(c.features),
+                "mean": _floats(c.mean),
+                "scale": _floats(c.scale),
+                "coef": _floats(c.coef),
+                "intercept": round(c.intercept, 6),
+            },
+            "threshold": round(self.threshold, 4),
+            "fitted": self.fitted,
+        }
+
+    def dense_models(self) -> tuple[str, ...]:
+        return tuple(s for s in self.signals if s != LEXICAL)
+
+    def confidence_of(
+        self, signals: Signals, rank: np.ndarray, candidate: int, ignore: int | None = None
+    ) -> float:
+        """P(``candidate`` answers the question); with ``ignore``, as if that entry did not
+        exist (is the runner-up a good answer in its own right?)."""
+        x = candidate_features(signals, rank, candidate, self.confidence.features, ignore)
+        return self.confidence.probability(x)
+
+
+def _floats(values: np.ndarray) -> list[float]:
+    return [round(float(v), 6) for v in values]
