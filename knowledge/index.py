@@ -16,7 +16,8 @@ import numpy as np
 from sqlalchemy import case, select
 from sqlalchemy.orm import Session
 
-from knowledge.embedders import QUESTION_KINDS, vector_name
+from knowledge.dense import Int8Rows
+from knowledge.embedders import QUESTION_KINDS, inference_threads, vector_name
 from knowledge.lexical import BM25
 from knowledge.models import Course, Embedding, Entry, IndexUnit
 
@@ -75,7 +76,7 @@ class Grouping:
 class KnowledgeIndex:
     version: int
     entries: list[IndexedEntry]
-    vectors: dict[str, np.ndarray]  # model -> (units, dim), rows normalised
+    vectors: dict[str, Int8Rows]  # model -> its unit vectors, in grouping order
     groupings: dict[str, Grouping]  # model -> grouping of its rows
     lexical: Lexical
     _lang_masks: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
@@ -97,7 +98,7 @@ class KnowledgeIndex:
         units = [u for u in units if u[0] in position]
         lexical = Lexical.build(units, position, len(entries))
 
-        vectors: dict[str, np.ndarray] = {}
+        vectors: dict[str, Int8Rows] = {}
         groupings: dict[str, Grouping] = {}
         for model in models:
             # Question-like units may have their vectors under another name (as questions).
@@ -120,7 +121,7 @@ class KnowledgeIndex:
                 matrix = matrix.reshape(len(rows_m), -1)[order_m]
             else:
                 matrix = np.zeros((0, 1), dtype=np.float32)
-            vectors[model] = np.ascontiguousarray(matrix, dtype=np.float32)
+            vectors[model] = Int8Rows(matrix, inference_threads())
         return cls(version, entries, vectors, groupings, lexical)
 
     @property
@@ -139,7 +140,7 @@ class KnowledgeIndex:
 
     def dense_scores(self, model: str, query: np.ndarray) -> np.ndarray:
         """(entries, KINDS): best cosine per entry and unit kind under ``model``."""
-        return self.groupings[model].best(self.vectors[model] @ query, len(self.entries))
+        return self.groupings[model].best(self.vectors[model].scores(query), len(self.entries))
 
     def lexical_scores(self, terms: list[str]) -> np.ndarray:
         """(entries, KINDS): best normalised BM25 per entry and unit kind."""
@@ -165,20 +166,18 @@ class Lexical:
         grouping, order = Grouping.of(_segments(units, position))
         docs = [units[i][2].split() for i in order]
         is_answer = np.array([units[i][1] == "answer" for i in order], dtype=bool)
-        owners = grouping.segment // KINDS
-        users: dict[str, set[int]] = {}
-        for doc, owner, answer in zip(docs, owners.tolist(), is_answer.tolist(), strict=True):
-            if not answer:  # an answer's terms are its paragraphs' terms
-                for term in doc:
-                    users.setdefault(term, set()).add(owner)
         unit_rows, answer_rows = np.flatnonzero(~is_answer), np.flatnonzero(is_answer)
+        unit_bm25 = BM25([docs[i] for i in unit_rows])
+        # An answer's terms are its paragraphs' terms: the units corpus has every term.
+        owner = (grouping.segment // KINDS)[unit_rows]
+        entries_with = {t: np.unique(owner[ids]) for t, (ids, _) in unit_bm25.postings.items()}
         return cls(
             grouping,
-            BM25([docs[i] for i in unit_rows]),
+            unit_bm25,
             BM25([docs[i] for i in answer_rows]),
             unit_rows,
             answer_rows,
-            {t: np.fromiter(sorted(e), dtype=np.int64) for t, e in users.items()},
+            entries_with,
             grouping.counts(n_entries)[:, QUESTION],
             n_entries,
         )

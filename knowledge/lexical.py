@@ -107,27 +107,40 @@ class BM25:
 
     The normalised score is the BM25 score divided by the query's best possible score
     (every query term matched), so 1.0 means every informative query term was found.
+    Built with array operations: an index of 100k entries has millions of term
+    occurrences, and every process builds its index at start and after each change.
     """
 
     def __init__(self, docs: Sequence[list[str]], k1: float = 1.2, b: float = 0.5) -> None:
         self.k1, self.b = k1, b
         self.n = len(docs)
-        self.lengths = np.array([len(d) for d in docs], dtype=np.float32)
-        self.avg = float(self.lengths.mean()) if self.n else 1.0
-        df: Counter[str] = Counter()
-        postings: dict[str, list[tuple[int, int]]] = {}
-        for i, doc in enumerate(docs):
-            for term, tf in Counter(doc).items():
-                df[term] += 1
-                postings.setdefault(term, []).append((i, tf))
-        self.idf = {t: math.log(1 + (self.n - f + 0.5) / (f + 0.5)) for t, f in df.items()}
-        self.postings = {
-            t: (
-                np.array([p[0] for p in ps], dtype=np.int64),
-                np.array([p[1] for p in ps], dtype=np.float32),
-            )
-            for t, ps in postings.items()
-        }
+        lengths = np.fromiter((len(d) for d in docs), dtype=np.int64, count=self.n)
+        self.lengths = lengths.astype(np.float32)
+        self.avg = float(self.lengths.mean()) if self.n and lengths.sum() else 1.0
+        self._norm = k1 * (1 - b + b * self.lengths / self.avg)
+        vocab: dict[str, int] = {}
+        term_ids = np.fromiter(
+            (vocab.setdefault(t, len(vocab)) for doc in docs for t in doc),
+            dtype=np.int64,
+            count=int(lengths.sum()),
+        )
+        doc_ids = np.repeat(np.arange(self.n, dtype=np.int64), lengths)
+        # One (term, doc) pair per distinct term of a doc, sorted by term: its postings.
+        pairs, tf = np.unique(term_ids * max(self.n, 1) + doc_ids, return_counts=True)
+        pair_terms, pair_docs = np.divmod(pairs, max(self.n, 1))
+        bounds = np.flatnonzero(np.r_[True, pair_terms[1:] != pair_terms[:-1], True])
+        if not len(pairs):
+            bounds = bounds[:1]
+        df = np.diff(bounds)
+        names = list(vocab)
+        tf32 = tf.astype(np.float32)
+        self.postings: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        self.idf: dict[str, float] = {}
+        for k in range(len(bounds) - 1):
+            lo, hi = int(bounds[k]), int(bounds[k + 1])
+            term = names[int(pair_terms[lo])]
+            self.postings[term] = (pair_docs[lo:hi], tf32[lo:hi])
+            self.idf[term] = math.log(1 + (self.n - int(df[k]) + 0.5) / (int(df[k]) + 0.5))
         self.default_idf = math.log(1 + (self.n + 0.5) / 0.5)  # for terms seen nowhere
 
     def scores(self, query: list[str]) -> np.ndarray:
@@ -136,10 +149,9 @@ class BM25:
         if not terms or not self.n:
             return out
         best = sum(self.idf.get(t, self.default_idf) for t in terms)
-        norm = self.k1 * (1 - self.b + self.b * self.lengths / self.avg)
         for term in terms:
             if term not in self.postings:
                 continue
             ids, tf = self.postings[term]
-            out[ids] += self.idf[term] * tf * (self.k1 + 1) / (tf + norm[ids]) / (self.k1 + 1)
+            out[ids] += self.idf[term] * tf / (tf + self._norm[ids])
         return out / best

@@ -78,8 +78,8 @@ def with_checkpointing(app: Flask, client: FlaskClient) -> FlaskClient:
 @pytest.mark.parametrize(
     ("question", "lang"),
     [
-        ("my model runs out of GPU memory, can I recompute activations instead of storing "
-         "them all?", "en"),
+        ("ok so how does activation checkpointing save GPU memory, is it just recomputing "
+         "stuff in the backward pass?", "en"),
         ("勾配チェックポイントってなんでメモリ節約になるの？深いモデルが載るようになる理由が知りたい",
          "ja"),
         ("チェックポイントを使った学習で、GPUメモリの使用量が減る仕組みについてご説明いただけますか。",
