@@ -241,7 +241,9 @@ def fit_confidence(cs: list[Case], ranker: Any, names: tuple[str, ...]) -> Any: 
     return Confidence(names, mean, scale, clf.coef_[0], float(clf.intercept_[0]))
 
 
-RANK_FEATURES_TEMPLATE = ("{e}:q", "{e}:p", "{e}:a", "bm25:q", "bm25:p", "bm25:a")
+RANK_FEATURES_TEMPLATE = (
+    "{e}:q", "{e}:p", "{e}:a", "{e}:x", "bm25:q", "bm25:p", "bm25:a", "bm25:x", "answer_length",
+)  # fmt: skip
 CONFIDENCE_FEATURES_TEMPLATE = (
     "rank", "rank_m", "ja", "xl", "question_units", "chars",
     "{e}:q", "{e}:q_m", "{e}:p", "{e}:a", "{e}:a_m",

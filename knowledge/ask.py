@@ -132,6 +132,7 @@ class Retriever:
             scores=scores,
             coverage=index.lexical.coverage(terms),
             question_units=index.lexical.question_units,
+            answer_terms=index.lexical.answer_terms,
             in_language=index.has_lang(lang),
             lang=lang,
             chars=len(question),

@@ -158,6 +158,7 @@ class Lexical:
     answer_rows: np.ndarray  # likewise for ``answers``
     entries_with: dict[str, np.ndarray]  # term -> positions of the entries that use it
     question_units: np.ndarray  # (entries,) question-like units per entry
+    answer_terms: np.ndarray  # (entries,) terms in the entry's whole answer (mean over languages)
     n_entries: int
 
     @classmethod
@@ -171,6 +172,11 @@ class Lexical:
         # An answer's terms are its paragraphs' terms: the units corpus has every term.
         owner = (grouping.segment // KINDS)[unit_rows]
         entries_with = {t: np.unique(owner[ids]) for t, (ids, _) in unit_bm25.postings.items()}
+        answer_owner = (grouping.segment // KINDS)[answer_rows]
+        answers = np.bincount(answer_owner, minlength=n_entries)
+        answer_terms = np.bincount(
+            answer_owner, weights=[len(docs[i]) for i in answer_rows], minlength=n_entries
+        ) / np.maximum(answers, 1)
         return cls(
             grouping,
             unit_bm25,
@@ -179,6 +185,7 @@ class Lexical:
             answer_rows,
             entries_with,
             grouping.counts(n_entries)[:, QUESTION],
+            answer_terms,
             n_entries,
         )
 

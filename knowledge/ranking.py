@@ -40,17 +40,23 @@ class Signals:
     scores: dict[str, np.ndarray]  # signal -> (entries, KINDS)
     coverage: np.ndarray  # (entries,)
     question_units: np.ndarray  # (entries,) question-like units of each entry
+    answer_terms: np.ndarray  # (entries,) length of each entry's answer, in terms
     in_language: np.ndarray  # (entries,) bool: entry written in the question's language
     lang: str
     chars: int
 
     def column(self, name: str) -> np.ndarray:
-        """A per-entry feature by name: ``<signal>:<q|p|a>``, ``cov`` or ``units``."""
+        """A per-entry feature by name: ``<signal>:<q|p|a|x>`` (x: the best of the three),
+        ``cov``, ``units`` or ``answer_length``."""
         if name == "cov":
             return self.coverage
         if name == "units":  # many phrasings lift an entry's best question score by chance
             return np.log1p(self.question_units.astype(np.float64))
+        if name == "answer_length":  # a long answer matches more words of any question
+            return np.log1p(self.answer_terms.astype(np.float64))
         signal, kind = name.rsplit(":", 1)
+        if kind == "x":  # the entry's best evidence of any kind
+            return self.scores[signal].max(axis=1)
         return self.scores[signal][:, "qpa".index(kind)]
 
 
