@@ -126,7 +126,7 @@ class Retriever:
             if signal == LEXICAL:
                 raw = index.lexical_scores(terms)
             else:
-                raw = index.dense_scores(signal, embedders.encode_query(signal, question))
+                raw = index.dense_scores(signal, embedders.encode_query(signal, question), lang)
             scores[signal] = fill_missing(raw)
         return Signals(
             scores=scores,

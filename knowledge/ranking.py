@@ -48,8 +48,13 @@ class Signals:
     def column(self, name: str) -> np.ndarray:
         """A per-entry feature by name: ``<signal>:<q|p|a|x>`` (x: the best of the three),
         ``cov``, ``units`` or ``answer_length``."""
+        if "*" in name:  # an interaction of two features
+            left, right = name.split("*", 1)
+            return self.column(left) * self.column(right)
         if name == "cov":
             return self.coverage
+        if name == "xl":  # the entry is not written in the question's language
+            return (~self.in_language).astype(np.float64)
         if name == "units":  # many phrasings lift an entry's best question score by chance
             return np.log1p(self.question_units.astype(np.float64))
         if name == "answer_length":  # a long answer matches more words of any question
