@@ -304,12 +304,14 @@ class Decision:
 
 
 def decide(model: Any, case: Case) -> Decision:  # noqa: ANN401
+    """The service's own decision (``RetrievalModel.decide``) for one case."""
     rank = model.ranker.scores(case.signals)
     order = np.argsort(-rank, kind="stable")
     top, second = int(order[0]), int(order[1])
-    conf = model.confidence_of(case.signals, rank, top)
-    alone = model.confidence_of(case.signals, rank, second, ignore=top)
-    return Decision(case, top, conf, alone >= model.threshold, second == case.target)
+    d = model.decide(case.signals, rank, top, second)
+    # Held as a confidence against the threshold: answered <=> confidence >= threshold.
+    confidence = d.confidence if d.answer else min(d.confidence, model.threshold - 1e-9)
+    return Decision(case, top, confidence, d.ambiguous, second == case.target)
 
 
 def rates(decisions: list[Decision], t: float) -> dict[str, float]:

@@ -15,7 +15,7 @@ from knowledge import embedders
 from knowledge.index import IndexedEntry, KnowledgeIndex
 from knowledge.lexical import tokens
 from knowledge.models import AskLog
-from knowledge.ranking import LEXICAL, RetrievalModel, Signals, fill_missing
+from knowledge.ranking import LEXICAL, Decision, RetrievalModel, Signals, fill_missing
 from knowledge.store import kb_version
 from knowledge.text import detect_lang, normalize
 
@@ -29,10 +29,9 @@ REFRESH_INTERVAL_S = 0.5  # how often a process checks the knowledge version
 class Match:
     entry: IndexedEntry
     score: float  # rank score (comparable within one question only)
-    confidence: float  # the probability that this entry answers the question
-    # For the runner-up: its confidence were the first entry not there. When it is an
-    # answer on its own, the question may mean either one.
-    alone: float | None = None
+    # The probability that this entry answers the question; for a runner-up, were the
+    # entries ranked above it not there (an answer in its own right?).
+    confidence: float
 
 
 @dataclass
@@ -140,33 +139,39 @@ class Retriever:
 
     def matches(
         self, signals: Signals, index: KnowledgeIndex, top_k: int, allowed: np.ndarray | None
-    ) -> list[Match]:
-        """The ``top_k`` best entries, each with its confidence."""
+    ) -> tuple[list[Match], Decision | None]:
+        """The ``top_k`` best entries, each with its confidence, and the decision."""
         rank = self.model.ranker.scores(signals)
         if allowed is not None:
             rank[~allowed] = -np.inf
-        n = int(np.isfinite(rank).sum())
-        k = min(top_k, n)
+        k = min(top_k, int(np.isfinite(rank).sum()))
         if k == 0:
-            return []
+            return [], None
         top = np.argpartition(-rank, k - 1)[:k]
-        top = top[np.argsort(-rank[top], kind="stable")]
-        return [
-            Match(index.entries[i], float(rank[i]), self.model.confidence_of(signals, rank, int(i)))
-            for i in top
+        top = [int(i) for i in top[np.argsort(-rank[top], kind="stable")]]
+        decision = self.model.decide(signals, rank, top[0], top[1] if k > 1 else None)
+        matches = [
+            Match(
+                index.entries[i],
+                float(rank[i]),
+                self.model.confidence_of(signals, rank, i, ignore=top[:position]),
+            )
+            for position, i in enumerate(top)
         ]
-
-    def is_close_call(self, matches: list[Match]) -> bool:
-        """The runner-up would be answered too (its confidence counts the first as its
-        rival): the question may mean either, so ask which."""
-        return len(matches) >= 2 and matches[1].confidence >= self.model.threshold
+        matches[0].confidence = decision.confidence
+        return matches, decision
 
     def rank(
         self, question: str, course: str | None = None, top_k: int = 3, lang: str | None = None
     ) -> list[Match]:
+        return self._ranked(question, course, top_k, lang)[0]
+
+    def _ranked(
+        self, question: str, course: str | None, top_k: int, lang: str | None
+    ) -> tuple[list[Match], Decision | None]:
         index = self.index()
         if not index.entries:
-            return []
+            return [], None
         signals = self.signals(question, lang)
         allowed = None
         if course:
@@ -193,11 +198,11 @@ class Retriever:
         # answer's language.
         asked_in = detect_lang(text)
         lang = lang or asked_in
-        matches = self.rank(text, course, max(top_k, 2), asked_in)
+        matches, decision = self._ranked(text, course, max(top_k, 2), asked_in)
         best = matches[0] if matches else None
-        confidence = best.confidence if best else 0.0
-        abstained = confidence < self.model.threshold
-        ambiguous = best is not None and not abstained and self.is_close_call(matches)
+        confidence = decision.confidence if decision else 0.0
+        abstained = not (decision and decision.answer)
+        ambiguous = bool(decision and decision.ambiguous)
         result = AskResult(
             question=text,
             lang=lang,

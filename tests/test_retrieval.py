@@ -152,3 +152,44 @@ def test_an_entry_without_paragraphs_is_scored_as_neutral_there() -> None:
     assert filled[1, 0] == pytest.approx(0.7)
     assert filled[1, 1] == pytest.approx(0.65) and filled[1, 2] == pytest.approx(0.7)
     assert (filled[[0, 2]] == scores[[0, 2]]).all()
+
+
+# A second entry on the same technique, as a TA might add later (no aliases either).
+CHECKPOINTING_COST: dict[str, Any] = {
+    **CHECKPOINTING,
+    "slug": "gradient-checkpointing-cost",
+    "question": {
+        "en": "How much slower is training with gradient checkpointing, and when is it worth it?",
+        "ja": "勾配チェックポイントを使うと学習はどれくらい遅くなり、どんなときに使う価値が"
+        "ありますか？",
+    },
+    "answer": {
+        "en": "Gradient checkpointing recomputes the activations it did not keep, so each "
+        "training step runs the forward pass about one and a half times: expect roughly 20 to "
+        "35 percent more time per step [@chen2016].\n\nIt is worth it when memory, not compute, "
+        "is the limit: a deeper model or a larger batch that would not fit otherwise.",
+        "ja": "勾配チェックポイントは保存しなかった活性化を計算し直すため、1ステップあたり順伝播を"
+        "1.5回ほど実行することになり、時間はおよそ2〜3割増えます [@chen2016]。\n\n計算量ではなく"
+        "メモリが制約になっているとき、つまりそのままでは載らない深いモデルや大きなバッチを扱い"
+        "たいときに使う価値があります。",
+    },
+}
+
+
+def test_two_entries_on_one_technique_ask_which_was_meant(
+    with_checkpointing: FlaskClient, app: Flask
+) -> None:
+    res = with_checkpointing.post(
+        "/api/v1/entries", json=CHECKPOINTING_COST, headers=bearer(make_token(app, "write"))
+    )
+    assert res.status_code == 201, res.json
+    app.extensions["core"].retriever.refresh(force=True)
+    body = ask(with_checkpointing, "What is gradient checkpointing?")
+    assert body["abstained"] is False, body
+    offered = [m["slug"] for m in body["did_you_mean"]]
+    assert sorted(offered) == ["gradient-checkpointing", "gradient-checkpointing-cost"], body
+    assert offered[0] == body["answer"]["slug"]
+    # Elsewhere nothing changes: a question on another entry is not a close call.
+    body = ask(with_checkpointing, "Why are attention logits divided by the square root of d?")
+    assert body["answer"]["slug"] == "attention-sqrt-d-scaling"
+    assert body["did_you_mean"] == []

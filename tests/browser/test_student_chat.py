@@ -18,6 +18,7 @@ from knowledge.models import Feedback
 from knowledge.schema import EntryData
 from knowledge.store import upsert_entry
 from tests.browser.helpers import PHONE, Live, ask, click, screenshot, wait
+from tests.test_retrieval import CHECKPOINTING, CHECKPOINTING_COST
 
 pytestmark = pytest.mark.browser
 
@@ -226,11 +227,11 @@ def test_japanese_interface_is_remembered(browser: WebDriver, live: Live) -> Non
 
 
 def test_did_you_mean_offers_both_close_answers(browser: WebDriver, live: Live) -> None:
-    question = "Should I use batch normalization?"
-    with live.app.test_client() as api:
-        choices = api.post("/api/v1/ask", json={"question": question}).json["did_you_mean"]
-    if len(choices) < 2:
-        pytest.skip("retrieval no longer finds this question ambiguous")
+    # Two entries on one technique: a question on the technique itself fits both.
+    with transaction(live.app.extensions["core"].sessions) as session:
+        for entry in (CHECKPOINTING, CHECKPOINTING_COST):
+            upsert_entry(session, EntryData.model_validate(entry), author="test")
+    question = "What is gradient checkpointing?"
     browser.get(live.url + "/")
     turn = ask(browser, question)
     notice = in_turn(turn, "[data-dym]")
