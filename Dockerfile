@@ -15,11 +15,10 @@ ARG PIP_INDEX_URL
 ARG PIP_EXTRA_INDEX_URL
 
 # Runtime environment: unbuffered logs, no .pyc writes (the root filesystem is read-only
-# in compose), tokenizers without thread pools of their own, matplotlib's cache
-# in the /tmp tmpfs, and the web role listening on every interface of the container.
+# in compose), matplotlib's cache in the /tmp tmpfs, and the web role listening on every
+# interface of the container.
 ENV PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
-    TOKENIZERS_PARALLELISM=false \
     MPLCONFIGDIR=/tmp/matplotlib \
     MODEL_CACHE_DIR=/app/models \
     WEB_BIND=0.0.0.0:8000

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import os
 import resource
 import statistics
 import tempfile
 from pathlib import Path
-
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 ROOT = Path(__file__).resolve().parent.parent
 

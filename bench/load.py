@@ -123,6 +123,7 @@ class Report:
     server_cpu_s: float = 0.0
     services_cpu_s: float | None = None  # PostgreSQL + Redis, scaled setup only
     load: tuple[float, float] = (0.0, 0.0)
+    worker_peak_rss_mb: list[int] = field(default_factory=list)
     profile: list[str] = field(default_factory=list)
 
 
@@ -134,6 +135,15 @@ def server_cpu_s(master: int) -> float:
     pids = [str(master), *Path(f"/proc/{master}/task/{master}/children").read_text().split()]
     ticks = sum(_ticks(Path(f"/proc/{pid}/stat").read_text()) for pid in pids)
     return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def workers_peak_rss_mb(master: int) -> list[int]:
+    """Peak resident memory (VmHWM) of each gunicorn worker so far, in MB."""
+    peaks = []
+    for pid in Path(f"/proc/{master}/task/{master}/children").read_text().split():
+        status = Path(f"/proc/{pid}/status").read_text()
+        peaks.append(int(status.split("VmHWM:")[1].split()[0]) // 1024)
+    return peaks
 
 
 def _ticks(stat: str) -> int:
@@ -207,7 +217,6 @@ def app_env(settings: dict[str, str], port: int, workers: int) -> dict[str, str]
         # itself still runs, against its real storage).
         "RATELIMIT_ASK": "1000000 per minute",
         "RATELIMIT_RUN": "1000000 per minute",
-        "TOKENIZERS_PARALLELISM": "false",
     }
 
 
@@ -512,6 +521,7 @@ def run_setup(
             report.client_cpu_s = cpu1.ru_utime + cpu1.ru_stime - cpu0.ru_utime - cpu0.ru_stime
             report.load = (load0, os.getloadavg()[0])
             report.server_cpu_s = server_cpu_s(master) - server0
+            report.worker_peak_rss_mb = workers_peak_rss_mb(master)
             if name == "scaled":
                 report.services_cpu_s = services_cpu_s(services0)
     return report
@@ -550,6 +560,8 @@ def print_report(r: Report, clients: int) -> None:
             f"{per_request * 1000:.1f} ms per request; {os.cpu_count()} idle cores would serve "
             f"at most ~{(os.cpu_count() or 1) / per_request:.0f} req/s of this mix"
         )
+    if r.worker_peak_rss_mb:
+        print(f"peak RSS per gunicorn worker: {', '.join(map(str, r.worker_peak_rss_mb))} MB")
     if r.services_cpu_s is not None:
         print(
             f"PostgreSQL + Redis CPU {r.services_cpu_s:.1f} s "

@@ -62,7 +62,8 @@ class Signals:
             return np.log1p(self.answer_terms.astype(np.float64))
         signal, kind = name.rsplit(":", 1)
         if kind == "x":  # the entry's best evidence of any kind
-            return self.scores[signal].max(axis=1)
+            s = self.scores[signal]  # column by column: far faster than max(axis=1)
+            return np.maximum(np.maximum(s[:, 0], s[:, 1]), s[:, 2])
         return self.scores[signal][:, "qpa".index(kind)]
 
 

@@ -16,16 +16,13 @@ from typing import Any
 
 import pytest
 import redis
+from flask import Flask
+from flask.testing import FlaskClient, FlaskCliRunner
 
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-
-from flask import Flask  # noqa: E402
-from flask.testing import FlaskClient, FlaskCliRunner  # noqa: E402
-
-from knowledge import importer, migrate  # noqa: E402
-from knowledge.db import make_engine, make_sessionmaker  # noqa: E402
-from runners import registry  # noqa: E402
-from service import create_app  # noqa: E402
+from knowledge import importer, migrate
+from knowledge.db import make_engine, make_sessionmaker
+from runners import registry
+from service import create_app
 
 ROOT = Path(__file__).resolve().parent.parent
 SEED = ROOT / "knowledge" / "content"

@@ -43,7 +43,6 @@ DOTENV = {"POSTGRES_PASSWORD": "pw", "SECRET_KEY": "k" * 64}
 # Variables read by a library or the interpreter, not by our code: name -> package that
 # must mention it in its source (None: CPython, checked with `python --help-env`).
 THIRD_PARTY: dict[str, str | None] = {
-    "TOKENIZERS_PARALLELISM": "tokenizers",
     "MPLCONFIGDIR": "matplotlib",
     "PYTHONUNBUFFERED": None,
     "PYTHONDONTWRITEBYTECODE": None,

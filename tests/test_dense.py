@@ -1,10 +1,11 @@
-"""int8 unit scoring against the exact float32 cosines."""
+"""int8 unit scoring against the exact float32 cosines; per-entry best unit scores."""
 
 from __future__ import annotations
 
 import numpy as np
 
 from knowledge.dense import Int8Rows, quantize_rows
+from knowledge.index import EMPTY, KINDS, SHORT, Grouping
 
 
 def _unit_rows(n: int, dim: int = 384, seed: int = 0) -> np.ndarray:
@@ -38,3 +39,20 @@ def test_no_rows_and_a_zero_row() -> None:
     rows[1] = 0.0
     scores = Int8Rows(rows).scores(rows[0])
     assert scores[1] == 0.0 and abs(scores[0] - 1.0) < 0.005
+
+
+def test_grouping_takes_each_entry_s_best_unit_per_kind() -> None:
+    rng = np.random.default_rng(2)
+    n_entries = 50
+    # Segments of every length from one unit to well past the short-gather limit, some
+    # entries without units of a kind, units in no particular order.
+    segment = np.concatenate(
+        [np.full(int(rng.integers(1, SHORT * 3)), cell) for cell in range(0, n_entries * KINDS, 2)]
+    )
+    rng.shuffle(segment)
+    grouping, order = Grouping.of(segment)
+    scores = rng.standard_normal(len(segment)).astype(np.float32)
+    best = grouping.best(scores[order], n_entries).ravel()
+    for cell in range(n_entries * KINDS):
+        mine = scores[segment == cell]
+        assert best[cell] == (mine.max() if len(mine) else EMPTY)

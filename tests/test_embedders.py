@@ -51,6 +51,24 @@ def test_onnx_vectors_match_the_engine(engine, e5: embedders.Embedder) -> None: 
     assert (queries * passages).sum(axis=1).max() < 0.999
 
 
+def test_batches_keep_padded_tokens_bounded_and_every_window() -> None:
+    lengths = [3, 5, 5, 40, 300, 510, 512, 512, 512, 512, 512]
+    windows = [(i, [0] * n) for i, n in enumerate(lengths)]
+    batches = onnx_e5._batches(windows, batch_size=32)
+    assert [item for batch in batches for item in batch] == windows
+    for batch in batches:
+        assert len(batch) == 1 or len(batch) * max(len(w) for _, w in batch) <= onnx_e5.BATCH_TOKENS
+    assert len(onnx_e5._batches(windows[:3], batch_size=2)) == 2
+
+
+def test_a_text_encodes_alike_alone_and_in_a_batch(e5: embedders.Embedder) -> None:
+    together = e5.encode(SENTENCES)
+    alone = np.vstack([e5.encode([text]) for text in SENTENCES])
+    # Not bit-equal: dynamic int8 quantisation scales activations per graph call.
+    cosines = (together * alone).sum(axis=1)
+    assert cosines.min() > 0.99, cosines
+
+
 def test_tokenizer_matches_the_engine(engine) -> None:  # type: ignore[no-untyped-def]
     tokenizer = onnx_e5.Tokenizer(onnx_e5.WeightFile())
     texts = [*SENTENCES, "Ｆｕｌｌ-width ＡＢＣ", "tabs\tand\nnewlines", "ñandú café", "", " x "]
