@@ -73,11 +73,6 @@ class Retriever:
         # Same pool; connections checked out from it commit each statement on its own.
         self._autocommit = factory.kw["bind"].execution_options(isolation_level="AUTOCOMMIT")
 
-    @property
-    def settings(self) -> RetrievalModel:
-        """The fitted model (and its threshold) the answers are decided with."""
-        return self.model
-
     # -- index freshness -------------------------------------------------
     @property
     def loaded_index(self) -> KnowledgeIndex | None:

@@ -77,7 +77,7 @@ def similar_entries(
                 slug,
                 match.entry.question[pick_lang(match.entry.question, ui_lang())],
                 match.confidence,
-                match.confidence >= max(DUPLICATE_CONFIDENCE, retriever.settings.threshold),
+                match.confidence >= max(DUPLICATE_CONFIDENCE, retriever.model.threshold),
             )
     return sorted(best.values(), key=lambda s: -s.confidence)[:top_k]
 
