@@ -271,10 +271,6 @@ STRINGS: dict[str, tuple[str, str]] = {
         "An entry with this slug exists.",
         "このスラッグのエントリーはすでにあります。",
     ),
-    "ta.slug_deleted": (
-        "A deleted entry has this slug: restore it from the entries page, or choose another.",
-        "削除済みのエントリーがこのスラッグを使っています。一覧から復元するか、別のスラッグにしてください。",
-    ),
     "ta.course": ("Course", "授業"),
     "ta.tags": ("Tags (comma-separated)", "タグ（カンマ区切り）"),
     "ta.question": ("Question", "質問"),
@@ -340,6 +336,12 @@ STRINGS: dict[str, tuple[str, str]] = {
     "ta.created": (
         "Created “{slug}”. Students can ask for it now.",
         "「{slug}」を作成しました。学生はすぐに質問できます。",
+    ),
+    "ta.created_again": (
+        "Created “{slug}” again with this content; the deleted entry's history is kept. "
+        "Students can ask for it now.",
+        "「{slug}」をこの内容で作成し直しました。削除されたエントリーの履歴は残っています。"
+        "学生はすぐに質問できます。",
     ),
     "ta.saved": (
         "Saved “{slug}” (version {version}).",

@@ -23,14 +23,12 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from werkzeug.wrappers import Response as BaseResponse
 
-from knowledge import queue_groups
+from knowledge import editing, queue_groups
 from knowledge.db import transaction
 from knowledge.feedback_stats import feedback_by_entry, recent_unhelpful
-from knowledge.models import AskLog, Course, Entry
+from knowledge.models import Course, Entry
 from knowledge.render import to_html
 from knowledge.schema import LANGS, cited_keys
-from knowledge.store import entry_data, upsert_entry
-from knowledge.text import detect_lang, normalize
 from service import auth, ta_entries
 from service.entry_form import parse_ids
 from service.extensions import core
@@ -117,18 +115,21 @@ def resolve_group() -> BaseResponse | tuple[str, int]:
         return _bad_request(translate("ta.queue_bad_action"))
     user = auth.current_user()
     assert user is not None
-    with transaction(core().sessions) as session:
-        if action == "dismiss":
-            count = queue_groups.resolve(session, ids, queue_groups.DISMISSED)
-            flash(translate("ta.queue_dismissed", count=count), "info")
-            return redirect(url_for("ta.queue", undo=",".join(map(str, ids))))
-        slug = request.form.get("slug", "")
-        entry = entry_by_slug(session, slug)
-        if entry is None:
-            return _bad_request(translate("ta.queue_pick_entry"))
-        if request.form.get("add_aliases"):
-            _add_aliases(session, entry, ids, user.username)
-        count = queue_groups.resolve(session, ids, entry.slug)
+    if action == "dismiss":
+        count = editing.dismiss_queued(core().sessions, ids)
+        flash(translate("ta.queue_dismissed", count=count), "info")
+        return redirect(url_for("ta.queue", undo=",".join(map(str, ids))))
+    slug = request.form.get("slug", "")
+    try:
+        count = editing.answer_queued(
+            core().sessions,
+            ids,
+            slug,
+            author=user.username,
+            add_aliases=bool(request.form.get("add_aliases")),
+        )
+    except editing.NotFound:
+        return _bad_request(translate("ta.queue_pick_entry"))
     flash(translate("ta.queue_linked", count=count, slug=slug), "info")
     return redirect(url_for("ta.queue"))
 
@@ -139,36 +140,9 @@ def reopen_group() -> BaseResponse | tuple[str, int]:
     ids = parse_ids(request.form.get("ids", ""))
     if not ids:
         return _bad_request(translate("ta.queue_bad_action"))
-    with transaction(core().sessions) as session:
-        rows = session.scalars(
-            select(AskLog).where(AskLog.id.in_(ids), AskLog.resolved_slug == queue_groups.DISMISSED)
-        )
-        for row in rows:
-            row.resolved_slug = None
+    editing.reopen_queued(core().sessions, ids)
     flash(translate("ta.queue_reopened"), "info")
     return redirect(url_for("ta.queue"))
-
-
-def _add_aliases(session: Any, entry: Entry, ids: list[int], author: str) -> None:
-    """Add the group's phrasings as aliases of ``entry`` (in languages the entry has)."""
-    data = entry_data(entry)
-    aliases = {lang: list(v) for lang, v in data.aliases.items()}
-    questions = session.scalars(select(AskLog.question).where(AskLog.id.in_(ids)))
-    known = {normalize(q).casefold() for q in data.question.values()}
-    known |= {normalize(a).casefold() for v in aliases.values() for a in v}
-    for question in questions:
-        text = normalize(question)[:500]
-        lang = detect_lang(text)
-        new = lang in data.question and len(text) >= 3 and text.casefold() not in known
-        if new and len(aliases.setdefault(lang, [])) < 50:
-            aliases[lang].append(text)
-            known.add(text.casefold())
-    upsert_entry(
-        session,
-        data.model_copy(update={"aliases": aliases}),
-        author=author,
-        expected_version=entry.version,
-    )
 
 
 def _bad_request(message: str) -> tuple[str, int]:

@@ -1,7 +1,8 @@
 """TA entry pages at ``/ta/entries``: list and search, create and edit, history, delete and undo.
 
-Every write goes through ``knowledge.store`` (upsert_entry, delete_entry, restore_entry), so
-each one is a revision, keeps the index fresh and bumps the knowledge-base version.
+Every write goes through ``knowledge.editing`` (the same core as the JSON API), so each one
+takes the write lock, checks the version the TA edited, is a revision, keeps the index fresh
+and bumps the knowledge-base version; this module renders its refusals.
 """
 
 from __future__ import annotations
@@ -10,26 +11,18 @@ from dataclasses import dataclass
 from typing import Any
 
 from flask import Blueprint, flash, redirect, render_template, request, url_for
-from pydantic import ValidationError
 from sqlalchemy import func, select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
-from sqlalchemy.orm.exc import StaleDataError
 from werkzeug.wrappers import Response as BaseResponse
 
-from knowledge import queue_groups
+from knowledge import editing
 from knowledge.ask import MAX_QUESTION_CHARS
-from knowledge.db import transaction
 from knowledge.feedback_stats import feedback_by_entry
 from knowledge.models import AskLog, Course, Entry, EntryRevision
 from knowledge.schema import LANGS, EntryData, is_slug
 from knowledge.store import (
-    StaleVersion,
-    delete_entry,
     entry_data,
     find_entry,
-    restore_entry,
-    upsert_entry,
 )
 from knowledge.text import detect_lang, normalize
 from runners import registry
@@ -149,21 +142,10 @@ def _prefill_from_queue(form: EntryForm, ids: list[int]) -> None:
     if not rows:
         return
     form.resolves = sorted(r[0] for r in rows)
-    seen: set[str] = set()
-    aliases: dict[str, list[str]] = {lang: [] for lang in LANGS}
-    for _, question in rows:
-        text = " ".join(question.split())[:500]  # as the student wrote it
-        key = normalize(text).casefold()
-        if key in seen or len(text) < 3:
-            continue
-        seen.add(key)
-        lang = detect_lang(text)
-        if not form.question[lang]:
-            form.question[lang] = text
-        elif len(aliases[lang]) < 50:
-            aliases[lang].append(text)
+    question, aliases = editing.merge_phrasings({}, {}, [r[1] for r in rows], new_languages=True)
     for lang in LANGS:
-        form.aliases[lang] = "\n".join(aliases[lang])
+        form.question[lang] = question.get(lang, form.question[lang])
+        form.aliases[lang] = "\n".join(aliases.get(lang, []))
 
 
 @bp.post("/new")
@@ -175,23 +157,22 @@ def create() -> str | BaseResponse | tuple[str, int]:
     user = auth.current_user()
     assert user is not None
     with core().sessions() as session:
-        existing = find_entry(session, data.slug, data.course, deleted=True)
-        if existing is not None:
-            key = "ta.slug_deleted" if existing.deleted_at is not None else "ta.slug_taken"
-            form.errors["slug"] = translate(key)
+        if find_entry(session, data.slug, data.course) is not None:
+            form.errors["slug"] = translate("ta.slug_taken")
             return _editor(form, mode="new"), 400
     if not request.form.get("not_duplicate"):
         similar = [s for s in similar_entries(data.question) if s.likely_duplicate]
         if similar:
             return _editor(form, mode="new", duplicates=similar), 409
     try:
-        with transaction(core().sessions) as session:
-            upsert_entry(session, data, author=user.username)
-            answered = queue_groups.resolve(session, form.resolves, data.slug)
-    except IntegrityError:  # someone created the same slug a moment ago
+        result, answered = editing.create(
+            core().sessions, data, author=user.username, resolves=form.resolves
+        )
+    except editing.SlugTaken:  # someone created the same slug a moment ago
         form.errors["slug"] = translate("ta.slug_taken")
         return _editor(form, mode="new"), 409
-    flash(translate("ta.created", slug=data.slug), "success")
+    again = result.entry.version > 1  # a deleted entry's slug: it is back, history kept
+    flash(translate("ta.created_again" if again else "ta.created", slug=data.slug), "success")
     if answered:
         flash(translate("ta.queue_answered", count=answered), "success")
     return redirect(url_for("ta_entries.edit", slug=data.slug))
@@ -221,23 +202,25 @@ def update(slug: str) -> str | BaseResponse | tuple[str, int]:
     if form.version is None:
         form.errors.setdefault("form", translate("ta.version_missing"))
     data = form.to_data()
-    if data is None:
+    if data is None or form.version is None:
         return _editor(form, mode="edit"), 400
     try:
-        with transaction(core().sessions) as session:
-            entry = entry_by_slug(session, slug)
-            if entry is None:
-                return _not_found()
-            result = upsert_entry(
-                session, data, author=user.username, expected_version=form.version
-            )
-            version = result.entry.version
-    except (StaleVersion, StaleDataError):
+        result = editing.update(
+            core().sessions,
+            slug,
+            lambda _: data,
+            author=user.username,
+            expected=[form.version],
+            course=form.course,
+        )
+    except editing.NotFound:
+        return _not_found()
+    except editing.Stale:
         return _stale(form, data)
     if result.outcome == "unchanged":
         flash(translate("ta.unchanged"), "info")
     else:
-        flash(translate("ta.saved", slug=slug, version=version), "success")
+        flash(translate("ta.saved", slug=slug, version=result.entry.version), "success")
     return redirect(url_for("ta_entries.edit", slug=slug))
 
 
@@ -275,20 +258,18 @@ def remove(slug: str) -> BaseResponse | tuple[str, int]:
     user = auth.current_user()
     assert user is not None
     version = request.form.get("version", "")
-    with transaction(core().sessions) as session:
-        entry = entry_by_slug(session, slug)
-        if entry is None:
-            return _not_found()
-        try:
-            delete_entry(
-                session,
-                entry,
-                author=user.username,
-                expected_version=int(version) if version.isdigit() else None,
-            )
-        except StaleVersion:
-            flash(translate("ta.delete_stale"), "error")
-            return redirect(url_for("ta_entries.edit", slug=slug))
+    try:
+        editing.delete(
+            core().sessions,
+            slug,
+            author=user.username,
+            expected=[int(version)] if version.isdigit() else [],
+        )
+    except editing.NotFound:
+        return _not_found()
+    except editing.Stale:
+        flash(translate("ta.delete_stale"), "error")
+        return redirect(url_for("ta_entries.edit", slug=slug))
     flash(translate("ta.deleted", slug=slug), "info")
     return redirect(url_for("ta_entries.index", deleted=slug))
 
@@ -297,11 +278,10 @@ def remove(slug: str) -> BaseResponse | tuple[str, int]:
 def undelete(slug: str) -> BaseResponse | tuple[str, int]:
     user = auth.current_user()
     assert user is not None
-    with transaction(core().sessions) as session:
-        entry = entry_by_slug(session, slug, deleted=True)
-        if entry is None or entry.deleted_at is None:
-            return _not_found()
-        restore_entry(session, entry, author=user.username)
+    try:
+        editing.restore(core().sessions, slug, author=user.username)
+    except editing.NotFound:
+        return _not_found()
     flash(translate("ta.restored", slug=slug), "success")
     return redirect(url_for("ta_entries.edit", slug=slug))
 
@@ -343,33 +323,22 @@ def restore_revision(slug: str, number: int) -> BaseResponse | tuple[str, int]:
     user = auth.current_user()
     assert user is not None
     version = request.form.get("version", "")
-    with transaction(core().sessions) as session:
-        entry = entry_by_slug(session, slug, deleted=True)
-        revision = (
-            session.scalar(
-                select(EntryRevision).where(
-                    EntryRevision.entry_id == entry.id, EntryRevision.number == number
-                )
-            )
-            if entry is not None
-            else None
+    try:
+        editing.restore_revision(
+            core().sessions,
+            slug,
+            number,
+            author=user.username,
+            expected=[int(version)] if version.isdigit() else [],
         )
-        if entry is None or revision is None:
-            return _not_found()
-        try:
-            restore_entry(
-                session,
-                entry,
-                author=user.username,
-                data=EntryData.model_validate(revision.snapshot),
-                expected_version=int(version) if version.isdigit() else None,
-            )
-        except StaleVersion:
-            flash(translate("ta.delete_stale"), "error")
-            return redirect(url_for("ta_entries.history", slug=slug))
-        except ValidationError:  # written under older rules the entry no longer meets
-            flash(translate("ta.revision_invalid", number=number), "error")
-            return redirect(url_for("ta_entries.history", slug=slug))
+    except editing.NotFound:
+        return _not_found()
+    except editing.Stale:
+        flash(translate("ta.delete_stale"), "error")
+        return redirect(url_for("ta_entries.history", slug=slug))
+    except editing.InvalidRevision:
+        flash(translate("ta.revision_invalid", number=number), "error")
+        return redirect(url_for("ta_entries.history", slug=slug))
     flash(translate("ta.revision_restored", number=number), "success")
     return redirect(url_for("ta_entries.history", slug=slug))
 

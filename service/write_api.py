@@ -6,25 +6,23 @@
   the version the client edited, as ``version`` in the PUT body or ``?version=`` on DELETE
   (a stale one gets 409). Without one: 428. The version check, the entry's
   ``version_id_col`` and a write lock taken first make a lost update impossible.
-- Every accepted write is an ``EntryRevision`` (knowledge.store does that).
+- The writes themselves, with the lock, the version check and the revision, are
+  ``knowledge.editing``'s; this module parses, validates and translates its refusals.
 """
 
 from __future__ import annotations
 
 import re
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from flask import Blueprint, Flask, Response, jsonify, request, url_for
 from pydantic import ValidationError
-from sqlalchemy import select, text
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
-from sqlalchemy.orm.exc import StaleDataError
 
+from knowledge import editing
 from knowledge.models import Citation as CitationRow
 from knowledge.models import Course, Entry
-from knowledge.schema import EntryData, is_slug
-from knowledge.store import StaleVersion, delete_entry, upsert_entry
+from knowledge.schema import EntryData
 from runners import registry
 from service import presenters
 from service.auth_tokens import current_principal, require_scope
@@ -45,6 +43,7 @@ MAX_VERSION = 2**31 - 1
 IF_MATCH_RE = re.compile(r'^\s*(?:W/)?(?:"[0-9]{1,18}"|[0-9]{1,18})\s*$')
 # Control characters other than tab, newline and carriage return (NUL included).
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+T = TypeVar("T")
 
 
 def etag(version: int) -> str:
@@ -58,29 +57,16 @@ def create_entry() -> tuple[Response, int, dict[str, str]]:
     reject_unknown(body, set(ENTRY_FIELDS))
     check_values(body)
     data = validate_entry(body)
-    author = _author()
-    with core().sessions() as session:
-        try:
-            with session.begin():
-                lock_writes(session)
-                existing = _find_for_update(session, data.slug, data.course, deleted=True)
-                if existing is not None and existing.deleted_at is None:
-                    raise _slug_taken(data.slug)
-                result = upsert_entry(
-                    session,
-                    data,
-                    author=author,
-                    expected_version=existing.version if existing is not None else None,
-                )
-        except (IntegrityError, StaleVersion, StaleDataError):
-            raise _slug_taken(data.slug) from None
-        entry = result.entry
-        payload = presenters.entry_detail(entry)
-        headers = {
-            "ETag": etag(entry.version),
-            "Location": url_for("api.get_entry", slug=entry.slug, course=entry.course.code),
-        }
-    return jsonify(payload), 201, headers
+    try:
+        result, _ = editing.create(core().sessions, data, author=_author())
+    except editing.SlugTaken:
+        raise _slug_taken(data.slug) from None
+    entry = result.entry
+    headers = {
+        "ETag": etag(entry.version),
+        "Location": url_for("api.get_entry", slug=entry.slug, course=entry.course.code),
+    }
+    return jsonify(presenters.entry_detail(entry)), 201, headers
 
 
 @bp.put("/entries/<slug>")
@@ -94,45 +80,62 @@ def update_entry(slug: str) -> tuple[Response, int, dict[str, str]]:
         raise ApiError(
             400, "slug_mismatch", "The slug in the body differs from the URL.", field="slug"
         )
-    author = _author()
-    with core().sessions() as session:
-        try:
-            with session.begin():
-                entry = _live_entry_for_update(session, slug)
-                course = entry.course.code
-                if body.get("course", course) != course:
-                    raise ApiError(
-                        400,
-                        "course_mismatch",
-                        f"The entry belongs to {course!r}; moving entries is not supported.",
-                        field="course",
-                    )
-                version = check_versions(entry, expected)
-                data = validate_entry({**body, "slug": slug, "course": course})
-                result = upsert_entry(session, data, author=author, expected_version=version)
-        except (StaleVersion, StaleDataError):
-            # Someone else's write landed between our check and our UPDATE.
-            raise _stale(expected[0][1], None) from None
-        entry = result.entry
-        payload = presenters.entry_detail(entry)
-        headers = {"ETag": etag(entry.version)}
-    return jsonify(payload), 200, headers
+
+    def changes(entry: Entry) -> EntryData:
+        course = entry.course.code
+        if body.get("course", course) != course:
+            raise ApiError(
+                400,
+                "course_mismatch",
+                f"The entry belongs to {course!r}; moving entries is not supported.",
+                field="course",
+            )
+        check_versions(entry, expected)  # 412 or 409 by where the stale version came from
+        return validate_entry({**body, "slug": slug, "course": course})
+
+    result = _edit(
+        slug,
+        expected,
+        lambda: editing.update(
+            core().sessions,
+            slug,
+            changes,
+            author=_author(),
+            expected=[v for v, _ in expected],
+            course=request.args.get("course"),
+        ),
+    )
+    entry = result.entry
+    return jsonify(presenters.entry_detail(entry)), 200, {"ETag": etag(entry.version)}
 
 
 @bp.delete("/entries/<slug>")
 @require_scope("write")
 def remove_entry(slug: str) -> tuple[str, int]:
     expected = precondition(_query_version(), "query")
-    author = _author()
-    with core().sessions() as session:
-        try:
-            with session.begin():
-                entry = _live_entry_for_update(session, slug)
-                version = check_versions(entry, expected)
-                delete_entry(session, entry, author=author, expected_version=version)
-        except (StaleVersion, StaleDataError):
-            raise _stale(expected[0][1], None) from None
+    _edit(
+        slug,
+        expected,
+        lambda: editing.delete(
+            core().sessions,
+            slug,
+            author=_author(),
+            expected=[v for v, _ in expected],
+            course=request.args.get("course"),
+        ),
+    )
     return "", 204
+
+
+def _edit(slug: str, expected: list[tuple[int, str]], write: Callable[[], T]) -> T:
+    """Run an edit of an existing entry; its refusals as API errors."""
+    try:
+        return write()
+    except editing.NotFound:
+        raise ApiError(404, "unknown_slug", f"No entry with slug {slug!r}.") from None
+    except editing.Stale as exc:
+        stale = [source for version, source in expected if version != exc.current]
+        raise _stale(stale[0] if exc.current is not None else expected[0][1], exc.current) from None
 
 
 # -- validation ------------------------------------------------------------------
@@ -299,16 +302,16 @@ def check_versions(entry: Entry, expected: list[tuple[int, str]]) -> int:
     """The entry's version if every precondition names it; else 412 (If-Match) or 409."""
     for version, source in expected:
         if entry.version != version:
-            raise _stale(source, entry)
+            raise _stale(source, entry.version)
     return entry.version
 
 
-def _stale(source: str, entry: Entry | None) -> ApiError:
+def _stale(source: str, current: int | None) -> ApiError:
     extra: dict[str, Any] = {}
     headers: dict[str, str] = {}
-    if entry is not None:
-        extra["current_version"] = entry.version
-        headers["ETag"] = etag(entry.version)
+    if current is not None:
+        extra["current_version"] = current
+        headers["ETag"] = etag(current)
     message = "The entry was changed by someone else; fetch it again and reapply your edit."
     if source == "if-match":
         return ApiError(412, "precondition_failed", message, headers=headers, **extra)
@@ -319,37 +322,7 @@ def _slug_taken(slug: str) -> ApiError:
     return ApiError(409, "slug_taken", f"An entry with slug {slug!r} exists.", field="slug")
 
 
-# -- storage helpers ------------------------------------------------------------------
-
-
-def lock_writes(session: Session) -> None:
-    """Take SQLite's write lock now, so the version read next cannot go stale before our
-    UPDATE (PostgreSQL locks the entry row instead, in _find_for_update)."""
-    if session.get_bind().dialect.name == "sqlite":
-        session.execute(text("UPDATE kb_state SET version = version WHERE id = 1"))
-
-
-def _find_for_update(
-    session: Session, slug: str, course: str | None, deleted: bool = False
-) -> Entry | None:
-    if not is_slug(slug):
-        return None
-    query = select(Entry).join(Course).where(Entry.slug == slug)
-    if course:
-        query = query.where(Course.code == course)
-    if not deleted:
-        query = query.where(Entry.deleted_at.is_(None))
-    return session.scalars(query.order_by(Entry.id).limit(1).with_for_update(of=Entry)).first()
-
-
-def _live_entry_for_update(session: Session, slug: str) -> Entry:
-    """The live entry the URL names (``?course=`` narrows it), after taking the write lock;
-    404 if there is none."""
-    lock_writes(session)
-    entry = _find_for_update(session, slug, request.args.get("course"))
-    if entry is None:
-        raise ApiError(404, "unknown_slug", f"No entry with slug {slug!r}.")
-    return entry
+# -- helpers ------------------------------------------------------------------------
 
 
 def _author() -> str:

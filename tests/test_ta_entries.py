@@ -134,12 +134,26 @@ def test_raw_html_in_a_form_is_shown_as_text_not_run(ta: FlaskClient, client: Fl
     assert "<script>alert" not in page and 'href="javascript' not in page
 
 
-def test_a_taken_or_deleted_slug_is_refused(app: Flask, ta: FlaskClient) -> None:
+def test_a_taken_slug_is_refused_and_a_deleted_one_created_again(
+    app: Flask, ta: FlaskClient
+) -> None:
     res = post(ta, "/ta/entries/new", entry_form(slug="agi"))
     assert res.status_code == 400 and "exists" in text(res)
     assert post(ta, "/ta/entries/agi/delete", {}).status_code == 302
+    # As through the API: the entry comes back with the new content and keeps its history.
     res = post(ta, "/ta/entries/new", entry_form(slug="agi"))
-    assert res.status_code == 400 and "deleted entry has this slug" in text(res)
+    assert res.status_code == 302
+    assert "history is kept" in text(ta.get(res.headers["Location"]))
+    with transaction(app.extensions["core"].sessions) as session:
+        entry = find_entry(session, "agi")
+        actions = session.scalars(
+            select(EntryRevision.action)
+            .where(EntryRevision.entry_id == entry.id)
+            .order_by(EntryRevision.number)
+        ).all()
+        question = entry_data(entry).question
+    assert actions == ["create", "delete", "create"]
+    assert question == {"en": entry_form()["question_en"]}  # the new content
 
 
 def test_a_probable_duplicate_needs_confirmation(client: FlaskClient, ta: FlaskClient) -> None:

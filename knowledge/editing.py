@@ -1,0 +1,309 @@
+"""The one place that changes entries and the TAs' queue: create, update, delete, restore,
+restore a revision; answer, dismiss and reopen queued questions, with their phrasings as
+aliases.
+
+Each call is one transaction that takes the write lock first, checks the version the
+caller edited, and records a revision (``knowledge.store``). Failures are typed, and the
+JSON API and the TA pages only translate them:
+
+- ``NotFound``: no live entry (or, for restores, no entry) has that slug;
+- ``SlugTaken``: creating a slug a live entry has;
+- ``Stale``: the caller edited another version than the stored one (``current``: the
+  stored version, or None when another write landed between the check and ours);
+- ``InvalidRevision``: an old revision no longer meets today's rules.
+
+A slug whose entry was deleted can be created again on both paths: the entry comes back
+with the new content and keeps its history.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+
+from pydantic import ValidationError
+from sqlalchemy import select, text
+from sqlalchemy import update as sa_update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm.exc import StaleDataError
+
+from knowledge import queue_groups
+from knowledge.models import AskLog, Course, Entry, EntryRevision
+from knowledge.schema import LANGS, EntryData, is_slug
+from knowledge.store import (
+    StaleVersion,
+    WriteResult,
+    delete_entry,
+    entry_data,
+    restore_entry,
+    upsert_entry,
+)
+from knowledge.text import detect_lang, normalize
+
+
+class EditError(Exception):
+    """A write that was refused; nothing was changed."""
+
+
+class NotFound(EditError):
+    def __init__(self, slug: str) -> None:
+        super().__init__(f"no entry with slug {slug!r}")
+        self.slug = slug
+
+
+class SlugTaken(EditError):
+    def __init__(self, slug: str) -> None:
+        super().__init__(f"an entry with slug {slug!r} exists")
+        self.slug = slug
+
+
+class Stale(EditError):
+    def __init__(self, current: int | None) -> None:
+        super().__init__("the entry was changed by someone else")
+        self.current = current  # the stored version, when known
+
+
+class InvalidRevision(EditError):
+    def __init__(self, number: int) -> None:
+        super().__init__(f"revision {number} does not meet the current rules")
+        self.number = number
+
+
+def lock_writes(session: Session) -> None:
+    """Take SQLite's write lock now, so the version read next cannot go stale before our
+    UPDATE (PostgreSQL locks the entry row instead, in ``_for_update``)."""
+    if session.get_bind().dialect.name == "sqlite":
+        session.execute(text("UPDATE kb_state SET version = version WHERE id = 1"))
+
+
+def _for_update(
+    session: Session, slug: str, course: str | None, deleted: bool = False
+) -> Entry | None:
+    if not is_slug(slug):
+        return None
+    query = select(Entry).join(Course).where(Entry.slug == slug)
+    if course:
+        query = query.where(Course.code == course)
+    if not deleted:
+        query = query.where(Entry.deleted_at.is_(None))
+    return session.scalars(query.order_by(Entry.id).limit(1).with_for_update(of=Entry)).first()
+
+
+def _locked(session: Session, slug: str, course: str | None, deleted: bool = False) -> Entry:
+    lock_writes(session)
+    entry = _for_update(session, slug, course, deleted=deleted)
+    if entry is None:
+        raise NotFound(slug)
+    return entry
+
+
+def _check(entry: Entry, expected: Sequence[int]) -> None:
+    """Every version the caller says it edited must be the stored one."""
+    if any(version != entry.version for version in expected):
+        raise Stale(entry.version)
+
+
+def _loaded(entry: Entry) -> Entry:
+    """Load what presenters read, so the entry can be shown after its session closes."""
+    _ = entry.course.code, list(entry.citations)
+    return entry
+
+
+def create(
+    factory: sessionmaker[Session],
+    data: EntryData,
+    *,
+    author: str,
+    resolves: Sequence[int] = (),
+) -> tuple[WriteResult, int]:
+    """A new entry (or a deleted one back, with this content); the queued questions in
+    ``resolves`` are marked answered by it. Returns the write and how many were."""
+    with factory() as session:
+        try:
+            with session.begin():
+                lock_writes(session)
+                existing = _for_update(session, data.slug, data.course, deleted=True)
+                if existing is not None and existing.deleted_at is None:
+                    raise SlugTaken(data.slug)
+                result = upsert_entry(
+                    session,
+                    data,
+                    author=author,
+                    expected_version=existing.version if existing is not None else None,
+                )
+                answered = queue_groups.resolve(session, list(resolves), data.slug)
+                _loaded(result.entry)
+        except (IntegrityError, StaleVersion, StaleDataError):
+            # Another writer created the same slug between our check and our INSERT.
+            raise SlugTaken(data.slug) from None
+    return result, answered
+
+
+def update(
+    factory: sessionmaker[Session],
+    slug: str,
+    changes: Callable[[Entry], EntryData],
+    *,
+    author: str,
+    expected: Sequence[int],
+    course: str | None = None,
+) -> WriteResult:
+    """Replace the live entry's content with ``changes(entry)`` (the caller builds the
+    data from the stored entry: its slug and course stay), if it is at every version in
+    ``expected``."""
+    with factory() as session:
+        try:
+            with session.begin():
+                entry = _locked(session, slug, course)
+                data = changes(entry)
+                _check(entry, expected)
+                result = upsert_entry(session, data, author=author, expected_version=entry.version)
+                _loaded(result.entry)
+        except (StaleVersion, StaleDataError):
+            # Someone else's write landed between our check and our UPDATE.
+            raise Stale(None) from None
+    return result
+
+
+def delete(
+    factory: sessionmaker[Session],
+    slug: str,
+    *,
+    author: str,
+    expected: Sequence[int],
+    course: str | None = None,
+) -> None:
+    """Soft-delete the live entry (undo: ``restore``), if it is at every version in
+    ``expected``."""
+    with factory() as session:
+        try:
+            with session.begin():
+                entry = _locked(session, slug, course)
+                _check(entry, expected)
+                delete_entry(session, entry, author=author, expected_version=entry.version)
+        except (StaleVersion, StaleDataError):
+            raise Stale(None) from None
+
+
+def restore(factory: sessionmaker[Session], slug: str, *, author: str) -> WriteResult:
+    """Undo the deletion of a deleted entry."""
+    with factory() as session, session.begin():
+        entry = _locked(session, slug, None, deleted=True)
+        if entry.deleted_at is None:
+            raise NotFound(slug)
+        return restore_entry(session, entry, author=author)
+
+
+def restore_revision(
+    factory: sessionmaker[Session],
+    slug: str,
+    number: int,
+    *,
+    author: str,
+    expected: Sequence[int],
+) -> WriteResult:
+    """Bring back revision ``number``'s content (a deleted entry comes back too)."""
+    with factory() as session:
+        try:
+            with session.begin():
+                entry = _locked(session, slug, None, deleted=True)
+                revision = session.scalar(
+                    select(EntryRevision).where(
+                        EntryRevision.entry_id == entry.id, EntryRevision.number == number
+                    )
+                )
+                if revision is None:
+                    raise NotFound(slug)
+                try:
+                    data = EntryData.model_validate(revision.snapshot)
+                except ValidationError:  # written under older rules the entry no longer meets
+                    raise InvalidRevision(number) from None
+                _check(entry, expected)
+                return restore_entry(session, entry, author=author, data=data)
+        except (StaleVersion, StaleDataError):
+            raise Stale(None) from None
+
+
+# -- the TAs' queue ------------------------------------------------------------------
+
+MAX_ALIASES = 50  # per language, from queued questions
+MAX_PHRASING_CHARS = 500
+
+
+def merge_phrasings(
+    question: dict[str, str],
+    aliases: dict[str, list[str]],
+    phrasings: Iterable[str],
+    *,
+    new_languages: bool,
+) -> tuple[dict[str, str], dict[str, list[str]]]:
+    """Students' phrasings added to an entry's question and aliases, as they wrote them
+    (spaces collapsed), each language apart, none twice (after normalisation).
+
+    A phrasing in a language the entry lacks becomes its question there when
+    ``new_languages`` (a draft from the queue), and is left out otherwise (an entry's
+    aliases stay in the languages it is written in).
+    """
+    question = dict(question)
+    aliases = {lang: list(aliases.get(lang, [])) for lang in LANGS}
+    known = {normalize(q).casefold() for q in question.values()}
+    known |= {normalize(a).casefold() for values in aliases.values() for a in values}
+    for phrasing in phrasings:
+        text = " ".join(phrasing.split())[:MAX_PHRASING_CHARS]
+        key = normalize(text).casefold()
+        if len(text) < 3 or key in known:
+            continue
+        lang = detect_lang(text)
+        if lang not in question:
+            if new_languages:
+                question[lang] = text
+                known.add(key)
+            continue
+        if len(aliases[lang]) < MAX_ALIASES:
+            aliases[lang].append(text)
+            known.add(key)
+    return question, {lang: values for lang, values in aliases.items() if values}
+
+
+def answer_queued(
+    factory: sessionmaker[Session],
+    ask_ids: Sequence[int],
+    slug: str,
+    *,
+    author: str,
+    add_aliases: bool,
+) -> int:
+    """Mark queued questions answered by the live entry ``slug`` (its phrasings added as
+    aliases when ``add_aliases``); returns how many were open."""
+    with factory() as session, session.begin():
+        entry = _locked(session, slug, None)
+        if add_aliases:
+            data = entry_data(entry)
+            questions = session.scalars(select(AskLog.question).where(AskLog.id.in_(ask_ids)))
+            _, aliases = merge_phrasings(
+                data.question, data.aliases, questions, new_languages=False
+            )
+            upsert_entry(
+                session,
+                data.model_copy(update={"aliases": aliases}),
+                author=author,
+                expected_version=entry.version,
+            )
+        return queue_groups.resolve(session, ask_ids, entry.slug)
+
+
+def dismiss_queued(factory: sessionmaker[Session], ask_ids: Sequence[int]) -> int:
+    """Take queued questions off the queue without an answer (undo: ``reopen_queued``)."""
+    with factory() as session, session.begin():
+        return queue_groups.resolve(session, ask_ids, queue_groups.DISMISSED)
+
+
+def reopen_queued(factory: sessionmaker[Session], ask_ids: Sequence[int]) -> int:
+    """Put dismissed questions back on the queue; returns how many."""
+    with factory() as session, session.begin():
+        result = session.execute(
+            sa_update(AskLog)
+            .where(AskLog.id.in_(list(ask_ids)), AskLog.resolved_slug == queue_groups.DISMISSED)
+            .values(resolved_slug=None)
+        )
+        return int(result.rowcount or 0)
