@@ -230,8 +230,8 @@ def seed(env: dict[str, str]) -> None:
 def precompute_run(database_url: str) -> str:
     """Run the entry's experiment once in-process, so run requests are cache hits."""
     from knowledge.db import make_engine, make_sessionmaker
-    from knowledge.store import find_entry
-    from runners import store
+    from knowledge.entry_store import find_entry
+    from runners import result_store
 
     engine = make_engine(database_url)
     factory = make_sessionmaker(engine)
@@ -240,11 +240,11 @@ def precompute_run(database_url: str) -> str:
             entry = find_entry(session, RUN_SLUG)
             assert entry is not None and entry.runner_name
             name, params = entry.runner_name, dict(entry.runner_params or {})
-        requested = store.request_run(
-            factory, name, params, store.DEFAULT_SEED, entry_slug=RUN_SLUG
+        requested = result_store.request_run(
+            factory, name, params, result_store.DEFAULT_SEED, entry_slug=RUN_SLUG
         )
         if not requested.cached:
-            status = store.execute_run(factory, requested.run.id)
+            status = result_store.execute_run(factory, requested.run.id)
             if status != "succeeded":
                 raise RuntimeError(f"the experiment run ended {status}")
         return requested.run.id

@@ -111,7 +111,7 @@ def first_paragraph(markdown: str) -> str:
 
 def eval_knowledge_base(variant: str = "full") -> str:
     """The seed via ``kb import``, the alias-free entries through the write API."""
-    from knowledge import entryfile, importer, tokens
+    from knowledge import api_tokens, entryfile, importer
     from knowledge.db import make_engine, make_sessionmaker, transaction
     from runners import registry
     from service import create_app
@@ -122,7 +122,7 @@ def eval_knowledge_base(variant: str = "full") -> str:
     engine.dispose()
     app = create_app({"DATABASE_URL": url, "QUEUE_URL": f"{url}-queue", "TESTING": True})
     with transaction(app.extensions["core"].sessions) as session:
-        secret = tokens.create_token(session, "eval-ta-bot", "write").secret
+        secret = api_tokens.create_token(session, "eval-ta-bot", "write").secret
     client = app.test_client()
     for i, path in enumerate(sorted((EVAL / "entries").rglob("*.md"))):
         body = entryfile.load(path).canonical()

@@ -13,14 +13,14 @@ from bench.common import percentile, seeded_sqlite
 
 
 def main() -> None:
-    from runners import registry, store
+    from runners import registry, result_store
     from runners.sandbox import execute, sandbox_info
 
     print(f"isolation: {sandbox_info().get('isolation')}")
     print(f"{'experiment':<22} {'status':<10} {'wall s':>7} {'CPU s':>7} {'peak MB':>8}  claim")
     for name in registry.names():
-        params = store.canonical_params(name, {})
-        outcome = execute(registry.EXPERIMENTS[name], params, 0, store.limits_for(name))
+        params = result_store.canonical_params(name, {})
+        outcome = execute(registry.EXPERIMENTS[name], params, 0, result_store.limits_for(name))
         claim = outcome.result.supports_claim if outcome.result else None
         peak = f"{outcome.peak_rss_mb:.0f}" if outcome.peak_rss_mb else "?"
         print(
@@ -34,8 +34,8 @@ def main() -> None:
     url = seeded_sqlite()
     app = create_app({"DATABASE_URL": url, "SERVER_NAME": "localhost", "RATELIMIT_ENABLED": False})
     sessions = app.extensions["core"].sessions
-    requested = store.request_run(sessions, "attention_scaling", {}, 0, entry_slug="x")
-    store.execute_run(sessions, requested.run.id)
+    requested = result_store.request_run(sessions, "attention_scaling", {}, 0, entry_slug="x")
+    result_store.execute_run(sessions, requested.run.id)
     client = app.test_client()
     timings = []
     for _ in range(200):

@@ -42,8 +42,8 @@ def build(size: int, url: str) -> None:
     from knowledge import importer, migrate
     from knowledge.db import make_engine, make_sessionmaker
     from knowledge.embedders import E5Small, vector_name
-    from knowledge.models import Course, Embedding, Entry, IndexUnit
-    from knowledge.store import bump_version
+    from knowledge.entry_store import bump_version
+    from knowledge.tables import Course, Embedding, Entry, IndexUnit
 
     migrate.upgrade(url)
     engine = make_engine(url)

@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from knowledge.models import User
+from knowledge.tables import User
 
 ROLES: tuple[str, ...] = ("ta", "admin")
 USERNAME_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{1,79}$")

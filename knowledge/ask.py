@@ -12,11 +12,11 @@ from sqlalchemy import insert
 from sqlalchemy.orm import Session, sessionmaker
 
 from knowledge import embedders
+from knowledge.entry_store import kb_version
 from knowledge.index import IndexedEntry, KnowledgeIndex
 from knowledge.lexical import tokens
-from knowledge.models import AskLog
 from knowledge.ranking import LEXICAL, Decision, RetrievalModel, Signals, fill_missing
-from knowledge.store import kb_version
+from knowledge.tables import AskLog
 from knowledge.text import detect_lang, normalize
 
 log = logging.getLogger(__name__)

@@ -10,8 +10,8 @@ Framework-free. A backup is one gzip'd JSON-lines file:
   ``null`` value is a different thing and round-trips as such).
 
 Values: binary columns are base64, datetimes ISO 8601 in UTC with the offset, JSON
-columns their JSON value, everything else as is. Every table of ``knowledge.models.Base``
-and ``runners.models.RunBase`` is included (entries, revisions, runs, figures, the ask
+columns their JSON value, everything else as is. Every table of ``knowledge.tables.Base``
+and ``runners.run_tables.RunBase`` is included (entries, revisions, runs, figures, the ask
 log with its unanswered questions, feedback, accounts, tokens, embeddings...).
 
 ``create_backup`` reads one consistent snapshot. ``restore_backup`` writes into an empty
@@ -54,8 +54,8 @@ from sqlalchemy.types import TypeEngine
 
 from knowledge import migrate
 from knowledge.db import make_engine
-from knowledge.models import Base
-from runners.models import RunBase
+from knowledge.tables import Base
+from runners.run_tables import RunBase
 
 FORMAT = "runnable-answers-backup"
 VERSION = 1

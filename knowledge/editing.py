@@ -3,7 +3,7 @@ restore a revision; answer, dismiss and reopen queued questions, with their phra
 aliases.
 
 Each call is one transaction that takes the write lock first, checks the version the
-caller edited, and records a revision (``knowledge.store``). Failures are typed, and the
+caller edited, and records a revision (``knowledge.entry_store``). Failures are typed, and the
 JSON API and the TA pages only translate them:
 
 - ``NotFound``: no live entry (or, for restores, no entry) has that slug;
@@ -28,9 +28,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.orm.exc import StaleDataError
 
 from knowledge import queue_groups
-from knowledge.models import AskLog, Course, Entry, EntryRevision
-from knowledge.schema import LANGS, EntryData, is_slug
-from knowledge.store import (
+from knowledge.entry_store import (
     StaleVersion,
     WriteResult,
     delete_entry,
@@ -38,6 +36,8 @@ from knowledge.store import (
     restore_entry,
     upsert_entry,
 )
+from knowledge.schema import LANGS, EntryData, is_slug
+from knowledge.tables import AskLog, Course, Entry, EntryRevision
 from knowledge.text import detect_lang, normalize
 
 

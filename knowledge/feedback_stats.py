@@ -8,7 +8,7 @@ from datetime import datetime
 from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
-from knowledge.models import AskLog, Feedback
+from knowledge.tables import AskLog, Feedback
 
 
 @dataclass

@@ -11,10 +11,10 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from knowledge import entryfile
 from knowledge.db import transaction
+from knowledge.entry_store import Progress, entry_data, refresh_index, upsert_entry
 from knowledge.entryfile import EntryFileError
-from knowledge.models import Entry
 from knowledge.schema import EntryData
-from knowledge.store import Progress, entry_data, refresh_index, upsert_entry
+from knowledge.tables import Entry
 
 
 class InvalidEntryFiles(Exception):

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from knowledge.dense import Int8Rows
 from knowledge.embedders import QUESTION_KINDS, inference_threads, vector_name
 from knowledge.lexical import BM25
-from knowledge.models import Course, Embedding, Entry, IndexUnit
+from knowledge.tables import Course, Embedding, Entry, IndexUnit
 
 QUESTION, PASSAGE, ANSWER = 0, 1, 2  # columns of a per-entry score matrix
 KINDS = 3

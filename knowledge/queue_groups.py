@@ -20,8 +20,8 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from knowledge import embedders
-from knowledge.models import AskLog, Embedding
-from knowledge.store import ensure_embeddings
+from knowledge.entry_store import ensure_embeddings
+from knowledge.tables import AskLog, Embedding
 from knowledge.text import normalize, text_hash
 
 MODEL = embedders.MultilingualUSE.name

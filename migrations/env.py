@@ -8,8 +8,8 @@ from alembic import context
 from sqlalchemy import pool
 
 from knowledge.db import make_engine
-from knowledge.models import Base
-from runners.models import RunBase
+from knowledge.tables import Base
+from runners.run_tables import RunBase
 
 config = context.config
 target_metadata = [Base.metadata, RunBase.metadata]

@@ -14,7 +14,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 from huey import Huey, RedisHuey, SqliteHuey
 from sqlalchemy.orm import Session, sessionmaker
 
-from runners import store
+from runners import result_store
 
 DEFAULT_NAME = "runnable-answers"
 _queues: dict[str, Queue] = {}
@@ -33,7 +33,7 @@ class Queue:
         def execute_run(run_id: str) -> None:
             if self.factory is None:
                 raise RuntimeError("the worker has no database configured")
-            store.execute_run(self.factory, run_id)
+            result_store.execute_run(self.factory, run_id)
 
         self._execute_run = execute_run
 

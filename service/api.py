@@ -9,8 +9,8 @@ from sqlalchemy import Select, String, cast, func, or_, select
 from sqlalchemy.orm import selectinload
 
 from knowledge.ask import QuestionError
-from knowledge.models import AskLog, Course, Entry, Feedback
-from knowledge.store import find_entry, kb_version
+from knowledge.entry_store import find_entry, kb_version
+from knowledge.tables import AskLog, Course, Entry, Feedback
 from knowledge.text import normalize
 from runners.jobs import get_queue
 from runners.sandbox import sandbox_info
@@ -18,7 +18,7 @@ from service import presenters
 from service.auth_tokens import require_read, require_scope
 from service.errors import ApiError
 from service.extensions import core
-from service.requests import (
+from service.request_bodies import (
     int_field,
     json_object,
     query_int,

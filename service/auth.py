@@ -31,7 +31,7 @@ from flask import (
 )
 
 from knowledge.accounts import authenticate
-from knowledge.models import User
+from knowledge.tables import User
 from service.auth_tokens import Principal, register_session_principal
 from service.extensions import core
 from service.i18n import translate

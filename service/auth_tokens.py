@@ -22,7 +22,7 @@ from typing import Any, TypeVar, cast
 
 from flask import Flask, current_app, g, request
 
-from knowledge import tokens
+from knowledge import api_tokens
 from service.errors import ApiError
 from service.extensions import core
 
@@ -86,7 +86,7 @@ def token_required_for_read() -> bool:
 
 def require_scope(scope: str, *, anonymous: bool = False) -> Callable[[F], F]:
     """Refuse the view unless the caller may use ``scope`` (see the module docstring)."""
-    if scope not in tokens.SCOPES:
+    if scope not in api_tokens.SCOPES:
         raise ValueError(f"unknown scope {scope!r}")
 
     def decorate(view: F) -> F:
@@ -142,8 +142,8 @@ def _token_principal() -> Principal | None:
         return None
     try:
         with core().sessions() as session, session.begin():
-            info = tokens.verify_token(session, secret)
-    except tokens.TokenError as exc:
+            info = api_tokens.verify_token(session, secret)
+    except api_tokens.TokenError as exc:
         raise _unauthorized(exc.code, str(exc)) from None
     return Principal(
         kind="token",

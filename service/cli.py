@@ -16,8 +16,14 @@ from sqlalchemy.orm import Session
 from knowledge import accounts, importer, migrate, queue_groups
 from knowledge.db import transaction
 from knowledge.embedders import vector_names
+from knowledge.entry_store import (
+    DEFAULT_MODELS,
+    Progress,
+    drop_vectors,
+    refresh_index,
+    unused_vectors,
+)
 from knowledge.entryfile import EntryFileError
-from knowledge.store import DEFAULT_MODELS, Progress, drop_vectors, refresh_index, unused_vectors
 from runners import registry
 from service.extensions import core
 

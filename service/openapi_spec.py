@@ -10,9 +10,9 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from knowledge.api_tokens import SCOPES
 from knowledge.ask import MAX_QUESTION_CHARS
 from knowledge.schema import SLUG_RE, EntryData
-from knowledge.tokens import SCOPES
 from runners import registry
 from service.write_api import COLUMN_LIMITS, IF_MATCH_RE, MAX_VERSION
 

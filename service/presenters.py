@@ -10,8 +10,8 @@ from typing import Any
 from flask import url_for
 
 from knowledge.index import IndexedEntry
-from knowledge.models import Entry
 from knowledge.render import stored_html
+from knowledge.tables import Entry
 
 
 def pick_lang(available: dict[str, Any], wanted: str) -> str:

@@ -8,14 +8,14 @@ from flask import Blueprint, Flask, Response, current_app, jsonify, request, url
 from pydantic import ValidationError
 from sqlalchemy import select
 
-from knowledge.store import find_entry
-from runners import registry, store
+from knowledge.entry_store import find_entry
+from runners import registry, result_store
 from runners.jobs import get_queue
-from runners.models import Run, RunFigure, utcnow
+from runners.run_tables import Run, RunFigure, utcnow
 from service.auth_tokens import require_read, require_scope
 from service.errors import ApiError
 from service.extensions import core
-from service.requests import int_field, json_object, reject_unknown
+from service.request_bodies import int_field, json_object, reject_unknown
 
 bp = Blueprint("runs", __name__, url_prefix="/api/v1")
 
@@ -49,7 +49,7 @@ def start_run(slug: str) -> tuple[Response, int, dict[str, str]] | tuple[Respons
     params = body.get("params", {})
     if not isinstance(params, dict):
         raise ApiError(400, "wrong_type", "params must be a JSON object.", field="params")
-    seed = int_field(body, "seed", low=0, high=2**31 - 1, default=store.DEFAULT_SEED)
+    seed = int_field(body, "seed", low=0, high=2**31 - 1, default=result_store.DEFAULT_SEED)
     with core().sessions() as session:
         entry = find_entry(session, slug)
         if entry is None:
@@ -58,7 +58,7 @@ def start_run(slug: str) -> tuple[Response, int, dict[str, str]] | tuple[Respons
             raise ApiError(409, "no_experiment", "This entry has no experiment to run.")
         name, defaults = entry.runner_name, dict(entry.runner_params or {})
     try:
-        requested = store.request_run(
+        requested = result_store.request_run(
             core().sessions,
             name,
             {**defaults, **params},
@@ -70,7 +70,7 @@ def start_run(slug: str) -> tuple[Response, int, dict[str, str]] | tuple[Respons
         err = exc.errors()[0]
         field = "params." + ".".join(str(p) for p in err["loc"]) if err["loc"] else "params"
         raise ApiError(400, "invalid_params", f"{field}: {err['msg']}", field=field) from None
-    except store.QueueFull as exc:
+    except result_store.QueueFull as exc:
         raise ApiError(
             503, "queue_full", str(exc), headers={"Retry-After": str(exc.retry_after_s)}
         ) from None

@@ -26,9 +26,9 @@ from werkzeug.wrappers import Response as BaseResponse
 from knowledge import editing, queue_groups
 from knowledge.db import transaction
 from knowledge.feedback_stats import feedback_by_entry, recent_unhelpful
-from knowledge.models import Course, Entry
 from knowledge.render import to_html
 from knowledge.schema import LANGS, cited_keys
+from knowledge.tables import Course, Entry
 from service import auth, ta_entries
 from service.entry_form import parse_ids
 from service.extensions import core

@@ -17,13 +17,13 @@ from werkzeug.wrappers import Response as BaseResponse
 
 from knowledge import editing
 from knowledge.ask import MAX_QUESTION_CHARS
-from knowledge.feedback_stats import feedback_by_entry
-from knowledge.models import AskLog, Course, Entry, EntryRevision
-from knowledge.schema import LANGS, EntryData, is_slug
-from knowledge.store import (
+from knowledge.entry_store import (
     entry_data,
     find_entry,
 )
+from knowledge.feedback_stats import feedback_by_entry
+from knowledge.schema import LANGS, EntryData, is_slug
+from knowledge.tables import AskLog, Course, Entry, EntryRevision
 from knowledge.text import detect_lang, normalize
 from runners import registry
 from service import auth, diffs

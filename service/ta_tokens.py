@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, Flask, render_template, request
 from werkzeug.wrappers import Response as BaseResponse
 
-from knowledge import tokens
+from knowledge import api_tokens
 from knowledge.db import transaction
 from service import auth
 from service.extensions import core
@@ -17,8 +17,8 @@ auth.guard_staff_blueprint(bp)
 
 def _page(status: int = 200, **extra: object) -> tuple[str, int]:
     with core().sessions() as session:
-        rows = tokens.list_tokens(session)
-    return render_template("ta/tokens.html", tokens=rows, scopes=tokens.SCOPES, **extra), status
+        rows = api_tokens.list_tokens(session)
+    return render_template("ta/tokens.html", tokens=rows, scopes=api_tokens.SCOPES, **extra), status
 
 
 @bp.get("/")
@@ -38,7 +38,7 @@ def create() -> tuple[str, int] | BaseResponse:
     user = auth.current_user()
     try:
         with transaction(core().sessions) as session:
-            new = tokens.create_token(
+            new = api_tokens.create_token(
                 session, name, scopes, expires_in_days=days, user_id=user.id if user else None
             )
     except ValueError as exc:  # bad name, scope or expiry: nothing was stored
@@ -50,7 +50,7 @@ def create() -> tuple[str, int] | BaseResponse:
 def revoke(token_id: int) -> tuple[str, int]:
     try:
         with transaction(core().sessions) as session:
-            tokens.revoke_token(session, token_id)
+            api_tokens.revoke_token(session, token_id)
     except (LookupError, ValueError) as exc:
         return _page(404, error=str(exc))
     return _page()

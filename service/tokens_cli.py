@@ -6,7 +6,7 @@ import click
 from flask import Flask
 from flask.cli import AppGroup
 
-from knowledge import tokens
+from knowledge import api_tokens
 from knowledge.db import transaction
 from service.extensions import core
 
@@ -19,7 +19,7 @@ tokens_cli = AppGroup("tokens", help="API tokens: create (shown once), revoke, l
     "--scopes",
     default="ask",
     show_default=True,
-    help=f"Comma-separated scopes from: {', '.join(tokens.SCOPES)}.",
+    help=f"Comma-separated scopes from: {', '.join(api_tokens.SCOPES)}.",
 )
 @click.option(
     "--expires-days", type=int, default=None, help="Expire after N days (default: never)."
@@ -29,7 +29,7 @@ def create(name: str, scopes: str, expires_days: int | None, quiet: bool) -> Non
     """Create a token called NAME and print it. It is shown this once only."""
     try:
         with transaction(core().sessions) as session:
-            new = tokens.create_token(session, name, scopes, expires_in_days=expires_days)
+            new = api_tokens.create_token(session, name, scopes, expires_in_days=expires_days)
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from exc
     if quiet:
@@ -50,8 +50,8 @@ def revoke(id_or_prefix: str) -> None:
     """Revoke the token with this id or prefix (e.g. 3 or ra_AbCd1234)."""
     try:
         with transaction(core().sessions) as session:
-            info = tokens.revoke_token(session, id_or_prefix)
-    except tokens.TokenLookupError as exc:
+            info = api_tokens.revoke_token(session, id_or_prefix)
+    except api_tokens.TokenLookupError as exc:
         raise click.ClickException(str(exc)) from exc
     revoked = info.revoked_at.isoformat(timespec="seconds") if info.revoked_at else "?"
     click.echo(f"revoked token {info.id} {info.name!r} ({info.prefix}…) at {revoked}")
@@ -62,7 +62,7 @@ def revoke(id_or_prefix: str) -> None:
 def list_(active: bool) -> None:
     """List tokens (never their secrets), newest first."""
     with core().sessions() as session:
-        items = tokens.list_tokens(session, include_revoked=not active)
+        items = api_tokens.list_tokens(session, include_revoked=not active)
     if not items:
         click.echo("no tokens")
         return

@@ -7,8 +7,8 @@ from markupsafe import Markup
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response as BaseResponse
 
+from knowledge.entry_store import find_entry
 from knowledge.schema import is_slug
-from knowledge.store import find_entry
 from knowledge.text import passages
 from service import auth, i18n, presenters
 from service.auth import harden, local_path

@@ -9,7 +9,7 @@ import click
 from flask import Flask, current_app
 from flask.cli import with_appcontext
 
-from runners import store
+from runners import result_store
 from runners.jobs import get_queue
 from runners.sandbox import sandbox_info
 from service.extensions import core
@@ -33,7 +33,7 @@ def worker_command(threads: int, recover_every: float) -> None:
     click.echo(
         f"worker: queue {queue.backend}, isolation {info.get('isolation')}, {threads} thread(s)"
     )
-    stats = store.recover_stale(queue.factory, queue.enqueue)
+    stats = result_store.recover_stale(queue.factory, queue.enqueue)
     click.echo(f"worker: recovered {stats}")
 
     stop = threading.Event()
@@ -41,7 +41,7 @@ def worker_command(threads: int, recover_every: float) -> None:
     def recover_loop() -> None:
         while not stop.wait(recover_every):
             try:
-                store.recover_stale(queue.factory, queue.enqueue)  # type: ignore[arg-type]
+                result_store.recover_stale(queue.factory, queue.enqueue)  # type: ignore[arg-type]
             except Exception:  # the database or broker may be briefly away
                 logging.getLogger(__name__).exception("recovering stale runs failed")
 

@@ -20,15 +20,15 @@ from flask import Blueprint, Flask, Response, jsonify, request, url_for
 from pydantic import ValidationError
 
 from knowledge import editing
-from knowledge.models import Citation as CitationRow
-from knowledge.models import Course, Entry
 from knowledge.schema import EntryData
+from knowledge.tables import Citation as CitationRow
+from knowledge.tables import Course, Entry
 from runners import registry
 from service import presenters
 from service.auth_tokens import current_principal, require_scope
 from service.errors import ApiError
 from service.extensions import core
-from service.requests import json_object, reject_unknown
+from service.request_bodies import json_object, reject_unknown
 
 bp = Blueprint("write", __name__, url_prefix="/api/v1")
 

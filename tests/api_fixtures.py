@@ -8,9 +8,9 @@ from typing import Any
 from flask import Flask
 from sqlalchemy import func, select
 
-from knowledge import tokens
+from knowledge import api_tokens
 from knowledge.db import transaction
-from knowledge.models import (
+from knowledge.tables import (
     ApiToken,
     AskLog,
     Citation,
@@ -39,7 +39,7 @@ def make_token(
     """A token's secret; ``expired`` backdates its creation so it expired an hour ago."""
     with transaction(app.extensions["core"].sessions) as session:
         now = utcnow() - timedelta(days=1, hours=1) if expired else None
-        new = tokens.create_token(
+        new = api_tokens.create_token(
             session,
             name,
             scopes,
@@ -47,7 +47,7 @@ def make_token(
             now=now,
         )
         if revoked:
-            tokens.revoke_token(session, new.info.id)
+            api_tokens.revoke_token(session, new.info.id)
     return new.secret
 
 

@@ -11,8 +11,8 @@ from sqlalchemy import select
 
 from knowledge import entryfile
 from knowledge.db import transaction
-from knowledge.models import AskLog
-from knowledge.store import entry_data, find_entry, upsert_entry
+from knowledge.entry_store import entry_data, find_entry, upsert_entry
+from knowledge.tables import AskLog
 
 CONTENT = Path(__file__).resolve().parent.parent / "knowledge" / "content" / "nyu-dl-f20"
 SEED_QUESTIONS = [

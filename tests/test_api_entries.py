@@ -6,8 +6,8 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from knowledge.db import transaction
+from knowledge.entry_store import upsert_entry
 from knowledge.schema import EntryData
-from knowledge.store import upsert_entry
 
 
 def test_list_pages_through_everything(client: FlaskClient) -> None:

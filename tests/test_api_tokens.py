@@ -11,9 +11,9 @@ from flask import Flask
 from flask.testing import FlaskClient, FlaskCliRunner
 from sqlalchemy import select
 
-from knowledge import tokens
+from knowledge import api_tokens
 from knowledge.db import transaction
-from knowledge.models import ApiToken, utcnow
+from knowledge.tables import ApiToken, utcnow
 from tests.api_fixtures import bearer, make_token
 
 SECRET_RE = re.compile(r"ra_[A-Za-z0-9_-]{43}")
@@ -30,7 +30,7 @@ def test_cli_create_shows_the_token_once_and_stores_only_its_hash(
     assert "not shown again" in res.output
     with app.extensions["core"].sessions() as session:
         row = session.scalars(select(ApiToken)).one()
-        assert row.token_hash == tokens.hash_token(secret) and secret not in row.token_hash
+        assert row.token_hash == api_tokens.hash_token(secret) and secret not in row.token_hash
         assert row.prefix == secret[:11] and row.scopes == ["ask", "run"]
         assert row.expires_at is not None
     listing = runner.invoke(args=["tokens", "list"])
@@ -65,38 +65,38 @@ def test_verify_checks_hash_revocation_and_expiry(app: Flask) -> None:
     factory = app.extensions["core"].sessions
     now = utcnow()
     with transaction(factory) as session:
-        new = tokens.create_token(session, "bot", ["write", "ask"], expires_in_days=1, now=now)
+        new = api_tokens.create_token(session, "bot", ["write", "ask"], expires_in_days=1, now=now)
         assert new.info.scopes == ("ask", "write")
-        info = tokens.verify_token(session, new.secret, now=now)
+        info = api_tokens.verify_token(session, new.secret, now=now)
         assert info.id == new.info.id and info.has_scope("write") and not info.has_scope("run")
         assert session.get(ApiToken, info.id).last_used_at is not None  # type: ignore[union-attr]
-        with pytest.raises(tokens.TokenError) as err:
-            tokens.verify_token(session, new.secret, now=now + timedelta(days=1, seconds=1))
+        with pytest.raises(api_tokens.TokenError) as err:
+            api_tokens.verify_token(session, new.secret, now=now + timedelta(days=1, seconds=1))
         assert err.value.code == "token_expired"
         for bad in ("", "ra_short", new.secret[:-1] + ("A" if new.secret[-1] != "A" else "B")):
-            with pytest.raises(tokens.TokenError) as err:
-                tokens.verify_token(session, bad)
+            with pytest.raises(api_tokens.TokenError) as err:
+                api_tokens.verify_token(session, bad)
             assert err.value.code == "invalid_token"
-        tokens.revoke_token(session, new.info.prefix)
-        with pytest.raises(tokens.TokenError) as err:
-            tokens.verify_token(session, new.secret, now=now)
+        api_tokens.revoke_token(session, new.info.prefix)
+        with pytest.raises(api_tokens.TokenError) as err:
+            api_tokens.verify_token(session, new.secret, now=now)
         assert err.value.code == "token_revoked"
-        assert [t.status(now) for t in tokens.list_tokens(session)] == ["revoked"]
-        assert tokens.list_tokens(session, include_revoked=False) == []
+        assert [t.status(now) for t in api_tokens.list_tokens(session)] == ["revoked"]
+        assert api_tokens.list_tokens(session, include_revoked=False) == []
 
 
 def test_parse_scopes_and_lookup_errors(app: Flask) -> None:
-    assert tokens.parse_scopes(" write , ask,ask") == ("ask", "write")
+    assert api_tokens.parse_scopes(" write , ask,ask") == ("ask", "write")
     for bad in ("", "root", ",,"):
         with pytest.raises(ValueError):
-            tokens.parse_scopes(bad)
+            api_tokens.parse_scopes(bad)
     with transaction(app.extensions["core"].sessions) as session:
         with pytest.raises(ValueError):
-            tokens.create_token(session, "  ", "ask")
-        with pytest.raises(tokens.TokenLookupError):
-            tokens.revoke_token(session, "ra_")  # too short to be a safe prefix
-        with pytest.raises(tokens.TokenLookupError):
-            tokens.revoke_token(session, 999)
+            api_tokens.create_token(session, "  ", "ask")
+        with pytest.raises(api_tokens.TokenLookupError):
+            api_tokens.revoke_token(session, "ra_")  # too short to be a safe prefix
+        with pytest.raises(api_tokens.TokenLookupError):
+            api_tokens.revoke_token(session, 999)
 
 
 def test_anonymous_ask_and_read_stay_open_by_default(client: FlaskClient) -> None:

@@ -10,7 +10,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
-from knowledge.models import Entry, EntryRevision
+from knowledge.tables import Entry, EntryRevision
 from tests.api_fixtures import bearer, entry_body, make_token, row_counts
 
 

@@ -13,14 +13,14 @@ from flask import Flask
 from flask.testing import FlaskClient, FlaskCliRunner
 from sqlalchemy import JSON, Engine, func, null, select, update
 
-from knowledge import accounts, migrate, tokens
+from knowledge import accounts, api_tokens, migrate
 from knowledge.backup import BackupError, create_backup, restore_backup, tables
 from knowledge.db import make_engine, transaction
-from knowledge.models import AskLog, Entry, EntryRevision
-from knowledge.store import entry_data, find_entry, upsert_entry
-from runners import store
-from runners.models import Run, RunFigure
+from knowledge.entry_store import entry_data, find_entry, upsert_entry
+from knowledge.tables import AskLog, Entry, EntryRevision
+from runners import result_store
 from runners.result import Result
+from runners.run_tables import Run, RunFigure
 from runners.sandbox import Outcome
 from service import create_app
 
@@ -37,15 +37,17 @@ def populate(app: Flask, client: FlaskClient) -> dict[str, Any]:
         data = entry_data(entry).model_copy(update={"tags": [*entry.tags, "edited"]})
         upsert_entry(session, data, author="ta:alice")  # a second revision
         user = accounts.create_user(session, "alice", "correct horse battery", "ta")
-        tokens.create_token(session, "forum bot", ["ask", "run"], user_id=user.id)
+        api_tokens.create_token(session, "forum bot", ["ask", "run"], user_id=user.id)
     answered = client.post("/api/v1/ask", json={"question": "What is double descent?"}).json
     declined = client.post("/api/v1/ask", json={"question": "When is the final exam?"}).json
     assert not answered["abstained"] and declined["abstained"]
     for qid, helpful in ((answered["question_id"], True), (declined["question_id"], False)):
         res = client.post("/api/v1/feedback", json={"question_id": qid, "helpful": helpful})
         assert res.status_code == 201
-    ok = store.request_run(sessions, "double_descent", {}, 1, entry_slug="double-descent").run
-    assert store.claim(sessions, ok.id) is not None
+    ok = result_store.request_run(
+        sessions, "double_descent", {}, 1, entry_slug="double-descent"
+    ).run
+    assert result_store.claim(sessions, ok.id) is not None
     result = Result(
         metrics={"peak_test_error": 1.5, "n_params": 40},
         figures=[FIGURE],
@@ -53,15 +55,15 @@ def populate(app: Flask, client: FlaskClient) -> dict[str, Any]:
         supports_claim=True,
         series={"test_error": [0.5, 1.5, 0.25]},
     )
-    store.record(
+    result_store.record(
         sessions,
         ok.id,
         Outcome("succeeded", result, duration_s=1.25, cpu_s=1.0, peak_rss_mb=120.0),
     )
-    failed = store.request_run(sessions, "double_descent", {}, 2).run
-    store.claim(sessions, failed.id)
-    store.record(sessions, failed.id, Outcome("failed", error="boom", error_code="crashed"))
-    store.request_run(sessions, "double_descent", {}, 3)  # still queued
+    failed = result_store.request_run(sessions, "double_descent", {}, 2).run
+    result_store.claim(sessions, failed.id)
+    result_store.record(sessions, failed.id, Outcome("failed", error="boom", error_code="crashed"))
+    result_store.request_run(sessions, "double_descent", {}, 3)  # still queued
     return {"run_id": ok.id, "declined": declined["question_id"]}
 
 

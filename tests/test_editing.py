@@ -7,9 +7,9 @@ from flask import Flask
 from sqlalchemy import select
 
 from knowledge import editing
-from knowledge.models import EntryRevision
+from knowledge.entry_store import entry_data, find_entry
 from knowledge.schema import EntryData
-from knowledge.store import entry_data, find_entry
+from knowledge.tables import EntryRevision
 from tests.api_fixtures import entry_body, row_counts
 
 

@@ -18,7 +18,7 @@ from flask import Flask
 from sqlalchemy import select
 from werkzeug.serving import make_server
 
-from knowledge.models import ApiToken, AskLog
+from knowledge.tables import ApiToken, AskLog
 from service import create_app
 from tests.api_fixtures import make_token
 

@@ -13,8 +13,8 @@ from sqlalchemy import delete, func, select
 
 from knowledge.db import transaction
 from knowledge.embedders import E5Small
-from knowledge.models import Embedding, Entry, EntryRevision, IndexUnit
-from knowledge.store import bump_version, kb_version
+from knowledge.entry_store import bump_version, kb_version
+from knowledge.tables import Embedding, Entry, EntryRevision, IndexUnit
 
 E5 = E5Small.name
 SEED = Path(__file__).resolve().parent.parent / "knowledge" / "content"

@@ -15,9 +15,9 @@ from sqlalchemy import func, select
 
 from knowledge.ask import Retriever
 from knowledge.db import make_sessionmaker, transaction
-from knowledge.models import Embedding
+from knowledge.entry_store import DEFAULT_MODELS, entry_data, find_entry, upsert_entry
 from knowledge.schema import EntryData
-from knowledge.store import DEFAULT_MODELS, entry_data, find_entry, upsert_entry
+from knowledge.tables import Embedding
 from tests.conftest import free_port
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -9,8 +9,8 @@ from sqlalchemy import inspect
 
 from knowledge import migrate
 from knowledge.db import make_engine
-from knowledge.models import Base
-from runners.models import RunBase
+from knowledge.tables import Base
+from runners.run_tables import RunBase
 
 ALL_TABLES = set(Base.metadata.tables) | set(RunBase.metadata.tables)
 

@@ -15,8 +15,8 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from knowledge.db import transaction
+from knowledge.entry_store import upsert_entry
 from knowledge.schema import EntryData
-from knowledge.store import upsert_entry
 from tests.conftest import start_worker
 
 PNG = b"\x89PNG\r\n\x1a\n"

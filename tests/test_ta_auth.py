@@ -8,8 +8,8 @@ from sqlalchemy import select
 
 from knowledge import accounts
 from knowledge.db import transaction
-from knowledge.models import User
-from knowledge.store import find_entry
+from knowledge.entry_store import find_entry
+from knowledge.tables import User
 from tests.ta_support import PASSWORD, create_user, csrf_token, log_in, post, ta_client
 
 

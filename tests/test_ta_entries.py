@@ -11,9 +11,9 @@ from markupsafe import escape
 from sqlalchemy import select
 
 from knowledge.db import transaction
-from knowledge.models import Entry, EntryRevision
+from knowledge.entry_store import entry_data, find_entry, upsert_entry
 from knowledge.schema import EntryData
-from knowledge.store import entry_data, find_entry, upsert_entry
+from knowledge.tables import Entry, EntryRevision
 from runners import registry
 from tests.ta_support import entry_form, post, post_json, ta_client
 

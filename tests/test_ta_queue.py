@@ -12,8 +12,8 @@ from sqlalchemy import func, select
 
 from knowledge import queue_groups
 from knowledge.db import transaction
-from knowledge.models import AskLog, Embedding
-from knowledge.store import find_entry
+from knowledge.entry_store import find_entry
+from knowledge.tables import AskLog, Embedding
 from tests.ta_support import entry_form, post, ta_client
 
 EXAM = ["When is the final exam?", "期末試験はいつですか？", "What date is the final exam?"]

@@ -7,7 +7,7 @@ import re
 from flask import Flask
 from sqlalchemy import func, select
 
-from knowledge.models import ApiToken
+from knowledge.tables import ApiToken
 from tests.ta_support import post, ta_client
 
 

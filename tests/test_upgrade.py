@@ -10,12 +10,12 @@ import pytest
 from flask import Flask
 from sqlalchemy import delete, func, select, update
 
-from knowledge import migrate, store
+from knowledge import entry_store, migrate
 from knowledge.backup import create_backup, read_header, restore_backup
 from knowledge.db import make_engine, make_sessionmaker, transaction
 from knowledge.embedders import E5Small
-from knowledge.models import Embedding, Entry, EntryRevision, IndexUnit, KbState
-from knowledge.store import UNITS_FORMAT
+from knowledge.entry_store import UNITS_FORMAT
+from knowledge.tables import Embedding, Entry, EntryRevision, IndexUnit, KbState
 
 SEED = Path(__file__).resolve().parent.parent / "knowledge" / "content"
 OLD_MODEL = "all-MiniLM-L6-v2-int8"  # the previous release's English encoder
@@ -57,7 +57,7 @@ def test_kb_import_upgrades_the_index_and_keeps_everything(
     db_url: str, make_app: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # As in a new process: no vector is remembered from the seeding, all are encoded.
-    monkeypatch.setattr(store, "_recent", store._RecentVectors())
+    monkeypatch.setattr(entry_store, "_recent", entry_store._RecentVectors())
     before = counts(db_url)
     previous_release(db_url)
     migrate.upgrade(db_url)

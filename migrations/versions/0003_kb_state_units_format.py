@@ -5,7 +5,7 @@ Revises: 0002
 Create Date: 2026-12-01
 
 Index units gained a whole-answer kind and a new tokenisation of Latin words in Japanese
-text (format 2, ``knowledge.store.UNITS_FORMAT``). Units built before are format 1 and
+text (format 2, ``knowledge.entry_store.UNITS_FORMAT``). Units built before are format 1 and
 are rebuilt by the next ``kb import`` or ``kb reindex``; a database without units has
 nothing to rebuild.
 """

@@ -14,9 +14,9 @@ from selenium.webdriver.remote.webelement import WebElement
 from sqlalchemy import select
 
 from knowledge.db import transaction
-from knowledge.models import Feedback
+from knowledge.entry_store import upsert_entry
 from knowledge.schema import EntryData
-from knowledge.store import upsert_entry
+from knowledge.tables import Feedback
 from tests.browser.helpers import PHONE, Live, ask, click, screenshot, wait
 from tests.test_retrieval import CHECKPOINTING, CHECKPOINTING_COST
 

@@ -42,7 +42,7 @@ class RunBase(DeclarativeBase):
 
 
 class Run(RunBase):
-    """One experiment run. ``cache_key`` names an identical result (see runners.store)."""
+    """One experiment run. ``cache_key`` names an identical result (see runners.result_store)."""
 
     __tablename__ = "runs"
     __table_args__ = (Index("ix_runs_status_created", "status", "created_at"),)

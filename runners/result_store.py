@@ -25,7 +25,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from runners import registry
-from runners.models import FINAL, Run, RunFigure, utcnow
+from runners.run_tables import FINAL, Run, RunFigure, utcnow
 from runners.sandbox import Limits, Outcome, execute
 
 DEFAULT_SEED = 0

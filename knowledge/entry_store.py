@@ -19,7 +19,8 @@ from sqlalchemy.orm import Session
 
 from knowledge import embedders
 from knowledge.lexical import tokens
-from knowledge.models import (
+from knowledge.schema import EntryData
+from knowledge.tables import (
     Citation,
     Course,
     Embedding,
@@ -29,7 +30,6 @@ from knowledge.models import (
     KbState,
     utcnow,
 )
-from knowledge.schema import EntryData
 from knowledge.text import normalize, passages, plain_text, text_hash
 
 Outcome = Literal["created", "updated", "unchanged"]

@@ -185,7 +185,7 @@ class KbState(Base):
     """One row; ``version`` grows on every knowledge change so processes know to refresh.
 
     ``units_format`` is the format every stored index unit was built with: units older
-    than ``knowledge.store.UNITS_FORMAT`` are rebuilt by ``kb import`` and ``kb reindex``.
+    than ``knowledge.entry_store.UNITS_FORMAT`` are rebuilt by ``kb import`` and ``kb reindex``.
     """
 
     __tablename__ = "kb_state"

@@ -17,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
-from knowledge.models import ApiToken, utcnow
+from knowledge.tables import ApiToken, utcnow
 
 SCOPES: tuple[str, ...] = ("ask", "run", "write")
 SECRET_PREFIX = "ra_"
