@@ -9,7 +9,10 @@ Each experiment has two modules:
   bounded, with defaults); ``TIME_BUDGET_S`` (wall-clock budget at the worst allowed
   params);
 - ``runners.experiments.<name>``, the run: ``run(params: Params, seed: int) ->
-  runners.result.Result``. Only the sandboxed child imports it.
+  runners.result.Result``. Only the sandboxed child imports it, and an author running it
+  from a shell (``python -m runners.experiments.<name> --param value``).
+
+``ExperimentSpec`` and ``ExperimentRun`` type these two contracts.
 """
 
 from __future__ import annotations
@@ -18,6 +21,12 @@ import importlib
 import importlib.util
 from pathlib import Path
 from types import ModuleType
+from typing import TYPE_CHECKING, Protocol, cast
+
+from pydantic import BaseModel
+
+if TYPE_CHECKING:
+    from runners.result import Result
 
 # A fixed table, so user input never picks a module.
 NAMES: tuple[str, ...] = (
@@ -34,6 +43,22 @@ EXPERIMENTS: dict[str, str] = {name: f"runners.experiments.{name}" for name in N
 SPECS: dict[str, str] = {name: f"runners.specs.{name}" for name in NAMES}
 
 
+class ExperimentSpec(Protocol):
+    """What ``runners.specs.<name>`` provides (no torch)."""
+
+    NAME: str
+    TITLE: dict[str, str]
+    CLAIM: dict[str, str]
+    Params: type[BaseModel]
+    TIME_BUDGET_S: float
+
+
+class ExperimentRun(Protocol):
+    """What ``runners.experiments.<name>`` provides (imports torch)."""
+
+    def run(self, params: BaseModel, seed: int) -> Result: ...
+
+
 class UnknownExperiment(KeyError):
     """Raised for a name that is not registered."""
 
@@ -44,14 +69,14 @@ def _module(table: dict[str, str], name: str) -> ModuleType:
     return importlib.import_module(table[name])
 
 
-def spec(name: str) -> ModuleType:
+def spec(name: str) -> ExperimentSpec:
     """The registered experiment's spec module (``TITLE``, ``CLAIM``, ``Params``, ...)."""
-    return _module(SPECS, name)
+    return cast(ExperimentSpec, _module(SPECS, name))
 
 
-def get(name: str) -> ModuleType:
+def get(name: str) -> ExperimentRun:
     """The registered experiment's run module (imports torch)."""
-    return _module(EXPERIMENTS, name)
+    return cast(ExperimentRun, _module(EXPERIMENTS, name))
 
 
 def source_files(name: str) -> list[Path]:

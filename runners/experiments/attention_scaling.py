@@ -171,3 +171,9 @@ def _figure_saturation(
     fig.suptitle(f"Softmax over {p.n_keys} keys: saturation without scaling")
     fig.tight_layout()
     return figure_png(fig)
+
+
+if __name__ == "__main__":
+    from runners.experiment_cli import main
+
+    raise SystemExit(main("attention_scaling"))

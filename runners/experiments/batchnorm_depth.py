@@ -370,3 +370,9 @@ def _figure_noise(noise: list[float], slope: float) -> bytes:
     ax.set_title("Noise of the batch-mean estimate, deepest layer")
     ax.legend()
     return figure_png(fig)
+
+
+if __name__ == "__main__":
+    from runners.experiment_cli import main
+
+    raise SystemExit(main("batchnorm_depth"))

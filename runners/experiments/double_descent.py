@@ -141,3 +141,9 @@ def run(params: Params, seed: int) -> Result:
             "weight_norm": weight_norm,
         },
     )
+
+
+if __name__ == "__main__":
+    from runners.experiment_cli import main
+
+    raise SystemExit(main("double_descent"))

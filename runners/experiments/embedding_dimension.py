@@ -161,3 +161,9 @@ def run(params: Params, seed: int) -> Result:
             "train_acc": train_acc,
         },
     )
+
+
+if __name__ == "__main__":
+    from runners.experiment_cli import main
+
+    raise SystemExit(main("embedding_dimension"))

@@ -270,3 +270,9 @@ def _figure_losses(widths: list[int], finals: dict[int, np.ndarray], p: Params) 
     ax.set_title(f"XOR: final loss per init ({p.n_inits} inits per width)")
     ax.legend(loc="upper center")
     return figure_png(fig)
+
+
+if __name__ == "__main__":
+    from runners.experiment_cli import main
+
+    raise SystemExit(main("local_minima_width"))

@@ -269,3 +269,9 @@ def _figure_wall(sizes: list[int], wall: list[float]) -> bytes:
     ax.set_title("Time per epoch vs batch size (one CPU thread)")
     ax.legend()
     return figure_png(fig)
+
+
+if __name__ == "__main__":
+    from runners.experiment_cli import main
+
+    raise SystemExit(main("online_vs_minibatch"))

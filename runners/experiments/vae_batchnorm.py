@@ -260,3 +260,9 @@ def _figure_elbo(p: Params, res: dict[str, dict], arms: list[str]) -> bytes:
     ax.set_title("Held-out ELBO in train vs eval mode")
     ax.legend()
     return figure_png(fig)
+
+
+if __name__ == "__main__":
+    from runners.experiment_cli import main
+
+    raise SystemExit(main("vae_batchnorm"))
