@@ -8,6 +8,8 @@ from typing import Protocol
 
 import numpy as np
 
+from knowledge.settings import settings
+
 
 def inference_threads() -> int:
     """Threads per encoder call: EMBED_THREADS, else every core.
@@ -15,8 +17,7 @@ def inference_threads() -> int:
     A web process serving several requests at once should use 1: threads beyond the
     cores only contend (measured: ~4x more throughput with 1 under 16 clients).
     """
-    value = os.environ.get("EMBED_THREADS", "")
-    return int(value) if value.isdigit() and int(value) > 0 else (os.cpu_count() or 1)
+    return settings().EMBED_THREADS or os.cpu_count() or 1
 
 
 class Embedder(Protocol):

@@ -18,14 +18,15 @@ from collections.abc import Callable
 from importlib.metadata import version
 from pathlib import Path
 
+from knowledge.settings import settings
+
 
 def cache_dir() -> Path:
     """MODEL_CACHE_DIR, else the user's cache directory."""
-    configured = os.environ.get("MODEL_CACHE_DIR")
-    if configured:
-        return Path(configured)
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "runnable-answers"
+    s = settings()
+    if s.MODEL_CACHE_DIR:
+        return s.MODEL_CACHE_DIR
+    return (s.XDG_CACHE_HOME or Path.home() / ".cache") / "runnable-answers"
 
 
 def fingerprint(fmt: int, packages: tuple[str, ...]) -> str:

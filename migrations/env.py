@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import os
-
 from alembic import context
 from sqlalchemy import pool
 
 from knowledge.db import make_engine
+from knowledge.settings import settings
 from knowledge.tables import Base
 from runners.run_tables import RunBase
 
@@ -18,7 +17,7 @@ target_metadata = [Base.metadata, RunBase.metadata]
 def _url() -> str:
     return (
         config.get_main_option("sqlalchemy.url")
-        or os.environ.get("DATABASE_URL")
+        or settings().DATABASE_URL
         or "sqlite:///instance/runnable_answers.db"
     )
 

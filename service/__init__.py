@@ -9,7 +9,6 @@ from flask import Flask
 
 from service import (
     api,
-    auth_tokens,
     backup_cli,
     cli,
     errors,
@@ -40,7 +39,6 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
 
     extensions.init_app(app)
     errors.init_app(app)
-    auth_tokens.init_app(app)
     api.init_app(app)
     runs_api.init_app(app)
     write_api.init_app(app)

@@ -14,7 +14,6 @@ with :func:`register_session_principal` that returns a :class:`Principal` (or No
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import wraps
@@ -176,11 +175,3 @@ def _unauthorized(code: str, message: str, error: str = "invalid_token") -> ApiE
     if code != "token_required":
         challenge += f', error="{error}"'
     return ApiError(401, code, message, headers={"WWW-Authenticate": challenge})
-
-
-def _env_flag(name: str) -> bool:
-    return os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
-
-
-def init_app(app: Flask) -> None:
-    app.config.setdefault("REQUIRE_TOKEN_FOR_READ", _env_flag("REQUIRE_TOKEN_FOR_READ"))

@@ -24,6 +24,7 @@ from knowledge.entry_store import (
     unused_vectors,
 )
 from knowledge.entryfile import EntryFileError
+from knowledge.settings import settings
 from runners import registry
 from service.extensions import core
 
@@ -60,9 +61,8 @@ def db_downgrade(revision: str) -> None:
 MODELS_IN_USE = (*vector_names(DEFAULT_MODELS), queue_groups.MODEL)
 drop_old_option = click.option(
     "--drop-old-vectors/--keep-old-vectors",
-    default=False,
-    envvar="DROP_OLD_VECTORS",
-    show_default=True,
+    default=lambda: settings().DROP_OLD_VECTORS,
+    show_default="keep",
     help="Delete stored vectors of models no longer in use (env DROP_OLD_VECTORS=1). Kept "
     "by default, so the previous release can still serve after a rollback.",
 )

@@ -1,4 +1,4 @@
-"""Settings from the environment, with safe defaults for the embedded mode."""
+"""The Flask settings, from ``knowledge.settings`` with safe defaults for the embedded mode."""
 
 from __future__ import annotations
 
@@ -6,6 +6,8 @@ import os
 import secrets
 from pathlib import Path
 from typing import Any
+
+from knowledge.settings import settings
 
 
 def instance_secret(instance: Path) -> str:
@@ -27,15 +29,20 @@ def instance_secret(instance: Path) -> str:
         return key
 
 
+# Limit families: anonymous (per client address) and per token.
+RATE_LIMITS = ("RATELIMIT_ASK", "RATELIMIT_ASK_TOKEN", "RATELIMIT_RUN", "RATELIMIT_RUN_TOKEN")
+
+
 def default_settings(instance_path: str) -> dict[str, Any]:
     instance = Path(instance_path)
+    s = settings()
     return {
-        "DATABASE_URL": os.environ.get(
-            "DATABASE_URL", f"sqlite:///{instance / 'runnable_answers.db'}"
-        ),
-        "QUEUE_URL": os.environ.get("QUEUE_URL", f"sqlite:///{instance / 'queue.db'}"),
-        "SECRET_KEY": os.environ.get("SECRET_KEY") or instance_secret(instance),
+        "DATABASE_URL": s.DATABASE_URL or f"sqlite:///{instance / 'runnable_answers.db'}",
+        "QUEUE_URL": s.QUEUE_URL or f"sqlite:///{instance / 'queue.db'}",
+        "SECRET_KEY": s.SECRET_KEY or instance_secret(instance),
         "MAX_CONTENT_LENGTH": 256 * 1024,  # request bodies over this get 413
         "JSON_SORT_KEYS": False,
-        "PUBLIC_URL": os.environ.get("PUBLIC_URL", ""),
+        "REQUIRE_TOKEN_FOR_READ": s.REQUIRE_TOKEN_FOR_READ,
+        "RATELIMIT_STORAGE_URI": s.RATELIMIT_STORAGE_URI,
+        **{name: getattr(s, name) for name in RATE_LIMITS},
     }

@@ -5,22 +5,27 @@ from __future__ import annotations
 import os
 import time
 
-bind = os.environ.get("WEB_BIND", "127.0.0.1:5000")
-workers = int(os.environ.get("WEB_WORKERS", "1"))
-threads = int(os.environ.get("WEB_THREADS", "4"))
+from knowledge.settings import settings
+
+# Each request's encoder call runs on one thread: the web role gets its parallelism from
+# processes x threads, and more inference threads than cores only contend. (Set before
+# the settings are first read, which the workers inherit.)
+os.environ.setdefault("EMBED_THREADS", "1")
+_settings = settings()
+
+bind = _settings.WEB_BIND
+workers = _settings.WEB_WORKERS
+threads = _settings.WEB_THREADS
 worker_class = "gthread"
 timeout = 60
 graceful_timeout = 20
 keepalive = 5
-accesslog = os.environ.get("WEB_ACCESS_LOG", "-")
-# Each request's encoder call runs on one thread: the web role gets its parallelism from
-# processes x threads, and more inference threads than cores only contend.
-os.environ.setdefault("EMBED_THREADS", "1")
+accesslog = _settings.WEB_ACCESS_LOG
 
 
 def on_starting(server) -> None:  # type: ignore[no-untyped-def]
     """Several workers must share one real secret, or sessions break between them."""
-    if server.cfg.workers > 1 and not os.environ.get("SECRET_KEY"):
+    if server.cfg.workers > 1 and not _settings.SECRET_KEY:
         raise SystemExit(
             "refusing to start several web workers without SECRET_KEY: set it to a long "
             "random value shared by every web process (e.g. python -c "

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import time
 from collections.abc import Callable
 
@@ -27,12 +26,6 @@ from service.errors import error_response
 log = logging.getLogger(__name__)
 # endpoint -> limit family; each family has an anonymous and a per-token limit setting.
 LIMITED_ENDPOINTS: dict[str, str] = {"api.ask": "ASK", "runs.start_run": "RUN"}
-DEFAULTS: dict[str, str] = {
-    "RATELIMIT_ASK": "60 per minute",  # per client address, no token
-    "RATELIMIT_ASK_TOKEN": "300 per minute",  # per token
-    "RATELIMIT_RUN": "20 per minute",
-    "RATELIMIT_RUN_TOKEN": "120 per minute",
-}
 
 
 def rate_key() -> str:
@@ -109,11 +102,6 @@ def _rate_headers(response: Response) -> Response:
 
 def init_app(app: Flask) -> None:
     """Call after the API blueprints are registered: it wraps their view functions."""
-    for key, value in DEFAULTS.items():
-        app.config.setdefault(key, os.environ.get(key, value))
-    app.config.setdefault(
-        "RATELIMIT_STORAGE_URI", os.environ.get("RATELIMIT_STORAGE_URI", "memory://")
-    )
     app.config.setdefault("RATELIMIT_KEY_PREFIX", "ra")
     # If Redis goes away, count in memory until it is back rather than fail the request.
     app.config.setdefault("RATELIMIT_IN_MEMORY_FALLBACK_ENABLED", True)

@@ -11,7 +11,6 @@ import fnmatch
 import importlib.util
 import os
 import re
-import runpy
 import shlex
 import subprocess
 import sys
@@ -28,6 +27,7 @@ from flask import Flask
 from sqlalchemy.engine import make_url
 
 from knowledge.db import make_engine
+from knowledge.settings import Settings
 from runners import registry
 from runners.jobs import make_huey
 from service import create_app
@@ -128,80 +128,32 @@ def _is_environ(node: ast.AST) -> bool:
     )
 
 
-@cache
-def static_reads() -> tuple[frozenset[str], frozenset[str]]:
-    """Variable names the code reads literally, and prefixes it reads (from_prefixed_env)."""
-    names, prefixes = set(), set()
+def environ_uses() -> dict[str, set[str]]:
+    """File -> how it touches ``os.environ`` directly (the method, or "[]")."""
+    uses: dict[str, set[str]] = {}
     for path in _python_files():
         for node in ast.walk(ast.parse(path.read_text(), str(path))):
             if isinstance(node, ast.Subscript) and _is_environ(node.value):
-                key = node.slice
-            elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
-                func = node.func
-                if func.attr == "from_prefixed_env":
-                    arg = node.args[0] if node.args else None
-                    prefix = arg.value if isinstance(arg, ast.Constant) else "FLASK"
-                    prefixes.add(f"{prefix}_")
-                    continue
-                reads_env = func.attr in ("get", "setdefault", "pop") and _is_environ(func.value)
-                if not (reads_env or func.attr == "getenv") or not node.args:
-                    continue
-                key = node.args[0]
+                use = "[]"
+            elif isinstance(node, ast.Attribute) and _is_environ(node.value):
+                use = node.attr
+            elif isinstance(node, ast.Call) and getattr(node.func, "attr", None) == "getenv":
+                use = "getenv"
             else:
                 continue
-            if isinstance(key, ast.Constant) and isinstance(key.value, str):
-                names.add(key.value)
-    return frozenset(names), frozenset(prefixes)
+            uses.setdefault(str(path.relative_to(ROOT)), set()).add(use)
+    return uses
 
 
-class _RecordingEnviron(dict[str, str]):
-    """os.environ stand-in that remembers every key looked up (dynamic reads)."""
-
-    def __init__(self, data: dict[str, str]) -> None:
-        super().__init__(data)
-        self.seen: set[str] = set()
-
-    def __getitem__(self, key: str) -> str:
-        self.seen.add(key)
-        return super().__getitem__(key)
-
-    def get(self, key: str, default: Any = None) -> Any:  # type: ignore[override]
-        self.seen.add(key)
-        return super().get(key, default)
-
-    def __contains__(self, key: object) -> bool:
-        if isinstance(key, str):
-            self.seen.add(key)
-        return super().__contains__(key)
-
-    def setdefault(self, key: str, default: str = "") -> str:  # type: ignore[override]
-        self.seen.add(key)
-        return super().setdefault(key, default)
+# What the application reads: its settings object, and Flask settings as RA_<NAME>.
+READ = frozenset(Settings.model_fields)
+PREFIXES = ("RA_",)
 
 
-@pytest.fixture(scope="module")
-def runtime_reads(tmp_path_factory: pytest.TempPathFactory) -> frozenset[str]:
-    """Keys looked up while the app is built and the gunicorn config is loaded."""
-    recorder = _RecordingEnviron(dict(os.environ))
-    db = tmp_path_factory.mktemp("env") / "app.db"
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(os, "environ", recorder)
-        app = create_app({"DATABASE_URL": f"sqlite:///{db}"})
-        app.extensions["core"].engine.dispose()
-        runpy.run_path(str(ROOT / "service" / "gunicorn_conf.py"))
-    return frozenset(recorder.seen)
-
-
-def unread(names: set[str], runtime: frozenset[str]) -> set[str]:
+def unread(names: set[str]) -> set[str]:
     """The names in ``names`` that neither our code nor a known library reads."""
-    literal, prefixes = static_reads()
     return {
-        n
-        for n in names
-        if n not in literal
-        and n not in runtime
-        and n not in THIRD_PARTY
-        and not n.startswith(tuple(prefixes))
+        n for n in names if n not in READ and n not in THIRD_PARTY and not n.startswith(PREFIXES)
     }
 
 
@@ -293,18 +245,22 @@ def test_the_web_role_passes_gunicorn_check_config(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr[-2000:]
 
 
-def test_every_variable_set_is_one_the_app_reads(runtime_reads: frozenset[str]) -> None:
+def test_every_variable_set_is_one_the_app_reads() -> None:
     for name in APP_SERVICES:
         env = environment(name)
         assert {"DATABASE_URL", "QUEUE_URL", "RATELIMIT_STORAGE_URI", "SECRET_KEY"} <= set(env)
-        assert not unread(set(env), runtime_reads), f"{name} sets variables nobody reads"
+        assert not unread(set(env)), f"{name} sets variables nobody reads"
     assert environment("web")["WEB_WORKERS"] == "2"
     assert environment("web")["SECRET_KEY"] == DOTENV["SECRET_KEY"], "from .env, never inline"
 
 
-def test_the_check_catches_a_variable_nobody_reads(runtime_reads: frozenset[str]) -> None:
-    assert unread({"DATABSE_URL", "QUEUE_URL", "WEB_WORKERS"}, runtime_reads) == {"DATABSE_URL"}
-    assert "RATELIMIT_ASK" in runtime_reads  # a dynamic read, seen only at run time
+def test_the_check_catches_a_variable_nobody_reads() -> None:
+    assert unread({"DATABSE_URL", "QUEUE_URL", "WEB_WORKERS", "RA_TESTING"}) == {"DATABSE_URL"}
+
+
+def test_the_environment_is_read_only_by_the_settings_object() -> None:
+    # gunicorn's config only sets a default (EMBED_THREADS=1) before the settings are read.
+    assert environ_uses() == {"service/gunicorn_conf.py": {"setdefault"}}
 
 
 def test_urls_point_at_the_compose_services() -> None:
@@ -362,7 +318,7 @@ def test_worker_sandbox_settings() -> None:
         assert service(name)["read_only"] is True
 
 
-def test_dockerfile(runtime_reads: frozenset[str]) -> None:
+def test_dockerfile() -> None:
     assert instruction("FROM") == ["python:3.11-slim-bookworm"]
     runs = " ".join(instruction("RUN"))
     assert re.search(r"apt-get install [^&]*\bbubblewrap\b", runs)
@@ -387,7 +343,7 @@ def test_dockerfile(runtime_reads: frozenset[str]) -> None:
     names = set()
     for env in instruction("ENV"):
         names |= {pair.split("=", 1)[0] for pair in shlex.split(env)}
-    assert not unread(names, runtime_reads), "the image sets variables nobody reads"
+    assert not unread(names), "the image sets variables nobody reads"
     help_env = subprocess.run(
         [sys.executable, "--help-env"], capture_output=True, text=True, check=True
     ).stdout

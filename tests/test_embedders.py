@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from knowledge import embedders, onnx_e5
+from knowledge.settings import settings
 
 SENTENCES = [
     "Why are attention logits divided by the square root of the key dimension?",
@@ -89,6 +90,15 @@ def test_long_text_is_windowed_not_cut(e5: embedders.Embedder) -> None:
 @pytest.mark.slow
 def test_graph_is_built_once_then_reused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MODEL_CACHE_DIR", str(tmp_path / "models"))
+    settings.cache_clear()  # read the environment again, as a new process would
+    try:
+        _check_built_once(tmp_path)
+    finally:
+        monkeypatch.undo()
+        settings.cache_clear()
+
+
+def _check_built_once(tmp_path: Path) -> None:
     first = onnx_e5.graph_path()
     assert first.parent == tmp_path / "models" and first.stat().st_size > 15_000_000
     stamp = first.stat().st_mtime_ns

@@ -15,6 +15,7 @@ from knowledge.backup import create_backup, read_header, restore_backup
 from knowledge.db import make_engine, make_sessionmaker, transaction
 from knowledge.embedders import E5Small
 from knowledge.entry_store import UNITS_FORMAT
+from knowledge.settings import settings
 from knowledge.tables import Embedding, Entry, EntryRevision, IndexUnit, KbState
 
 SEED = Path(__file__).resolve().parent.parent / "knowledge" / "content"
@@ -83,7 +84,14 @@ def test_kb_import_upgrades_the_index_and_keeps_everything(
 
     again = app.test_cli_runner().invoke(args=["kb", "import", str(SEED)])
     assert "rebuilt" not in again.output and "embedded" not in again.output
-    dropped = app.test_cli_runner().invoke(args=["kb", "reindex"], env={"DROP_OLD_VECTORS": "1"})
+    # A new `flask kb reindex` process with DROP_OLD_VECTORS=1 reads its settings afresh.
+    monkeypatch.setenv("DROP_OLD_VECTORS", "1")
+    settings.cache_clear()
+    try:
+        dropped = app.test_cli_runner().invoke(args=["kb", "reindex"])
+    finally:
+        monkeypatch.delenv("DROP_OLD_VECTORS")
+        settings.cache_clear()
     assert dropped.exit_code == 0, dropped.output
     assert f"dropped {old['old_vectors']} old {OLD_MODEL} vectors" in dropped.output
     assert counts(db_url)["old_vectors"] == 0

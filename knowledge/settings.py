@@ -1,0 +1,51 @@
+"""Every setting the service reads from the environment, in one place.
+
+The web app, the worker, the CLI, gunicorn's config and the encoders all read
+``settings()``: the environment is parsed once per process (pydantic-settings), and a
+bad value stops the process at start with the variable's name. Flask settings beyond
+these can still be given as ``RA_<NAME>`` (``app.config.from_prefixed_env``).
+
+The README's settings table lists exactly these fields (``tests/test_settings.py``).
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(case_sensitive=True, extra="ignore", frozen=True)
+
+    # Storage. Empty: files in the app's instance folder (the embedded setup).
+    DATABASE_URL: str = ""
+    QUEUE_URL: str = ""
+    RATELIMIT_STORAGE_URI: str = "memory://"
+    # Sessions. Empty: a random key kept in the instance folder (one machine only).
+    SECRET_KEY: str = ""
+    # gunicorn (service/gunicorn_conf.py).
+    WEB_BIND: str = "127.0.0.1:5000"
+    WEB_WORKERS: int = Field(default=1, ge=1, le=64)
+    WEB_THREADS: int = Field(default=4, ge=1, le=256)
+    WEB_ACCESS_LOG: str = "-"
+    # Encoders: threads per call (0: every core; the web role sets 1) and the graph cache.
+    EMBED_THREADS: int = Field(default=0, ge=0, le=256)
+    MODEL_CACHE_DIR: Path | None = None
+    XDG_CACHE_HOME: Path | None = None  # the user's cache folder, when no MODEL_CACHE_DIR
+    # Knowledge base upgrades: delete vectors of models no longer used.
+    DROP_OLD_VECTORS: bool = False
+    # API: reads need a token too; rate limits per client address / per token.
+    REQUIRE_TOKEN_FOR_READ: bool = False
+    RATELIMIT_ASK: str = "60 per minute"
+    RATELIMIT_ASK_TOKEN: str = "300 per minute"
+    RATELIMIT_RUN: str = "20 per minute"
+    RATELIMIT_RUN_TOKEN: str = "120 per minute"
+
+
+@cache
+def settings() -> Settings:
+    """This process's settings, read from the environment on first use."""
+    return Settings()
