@@ -18,7 +18,10 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(case_sensitive=True, extra="ignore", frozen=True)
+    # An empty variable counts as unset (a compose file often writes FOO= for "no value").
+    model_config = SettingsConfigDict(
+        case_sensitive=True, extra="ignore", frozen=True, env_ignore_empty=True
+    )
 
     # Storage. Empty: files in the app's instance folder (the embedded setup).
     DATABASE_URL: str = ""

@@ -134,8 +134,10 @@ def _edit(slug: str, expected: list[tuple[int, str]], write: Callable[[], T]) ->
     except editing.NotFound:
         raise ApiError(404, "unknown_slug", f"No entry with slug {slug!r}.") from None
     except editing.Stale as exc:
+        # 412 if the If-Match version is the stale one, else 409 (body or query version).
         stale = [source for version, source in expected if version != exc.current]
-        raise _stale(stale[0] if exc.current is not None else expected[0][1], exc.current) from None
+        source = stale[0] if exc.current is not None and stale else expected[0][1]
+        raise _stale(source, exc.current) from None
 
 
 # -- validation ------------------------------------------------------------------

@@ -33,6 +33,8 @@ def test_values_come_from_the_environment_and_bad_ones_are_named(
     monkeypatch.setenv("DROP_OLD_VECTORS", "1")
     s = Settings()
     assert (s.WEB_WORKERS, s.DROP_OLD_VECTORS, s.WEB_THREADS) == (3, True, 4)
+    monkeypatch.setenv("WEB_THREADS", "")  # empty counts as unset
+    assert Settings().WEB_THREADS == 4
     monkeypatch.setenv("WEB_WORKERS", "two")
     with pytest.raises(ValidationError, match="WEB_WORKERS"):
         Settings()
