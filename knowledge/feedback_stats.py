@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import case, func, select
+from sqlalchemy import ColumnElement, case, func, select
 from sqlalchemy.orm import Session
 
 from knowledge.tables import AskLog, Feedback
@@ -39,15 +39,19 @@ class UnhelpfulAnswer:
 def feedback_by_entry(session: Session, slug: str | None = None) -> dict[str, EntryFeedback]:
     """Per answered slug (or only ``slug``): how often it answered, and its helpful / not
     helpful votes."""
-    answers = [AskLog.abstained.is_(False), AskLog.best_slug.is_not(None)]
+    answers: list[ColumnElement[bool]] = [
+        AskLog.abstained.is_(False),
+        AskLog.best_slug.is_not(None),
+    ]
     if slug is not None:  # one entry's page: an index lookup, not a pass over the whole log
         answers.append(AskLog.best_slug == slug)
     stats: dict[str, EntryFeedback] = {}
     answered = session.execute(
         select(AskLog.best_slug, func.count()).where(*answers).group_by(AskLog.best_slug)
     )
-    for slug, count in answered:
-        stats[slug] = EntryFeedback(slug, answered=count)
+    for answered_slug, count in answered:
+        if answered_slug is not None:  # (the filter above excludes it)
+            stats[answered_slug] = EntryFeedback(answered_slug, answered=count)
     votes = session.execute(
         select(
             AskLog.best_slug,

@@ -225,7 +225,7 @@ class Lexical:
     n_entries: int
 
     @classmethod
-    def build(cls, units: list, position: dict[int, int], n_entries: int) -> Lexical:  # type: ignore[type-arg]
+    def build(cls, units: list, position: dict[int, int], n_entries: int) -> Lexical:
         """From (entry_id, kind, terms) rows of live entries."""
         grouping, order = Grouping.of(_segments(units, position))
         docs = [units[i][2].split() for i in order]
@@ -276,7 +276,7 @@ class Lexical:
         return covered / total if total else covered
 
 
-def _segments(rows: list, position: dict[int, int]) -> np.ndarray:  # type: ignore[type-arg]
+def _segments(rows: list, position: dict[int, int]) -> np.ndarray:
     """Entry position * KINDS + kind column for rows starting (entry_id, kind, ...)."""
     return np.fromiter(
         (position[r[0]] * KINDS + kind_column(r[1]) for r in rows), dtype=np.int64, count=len(rows)

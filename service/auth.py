@@ -29,6 +29,7 @@ from flask import (
     session,
     url_for,
 )
+from werkzeug.wrappers import Response as BaseResponse
 
 from knowledge.accounts import authenticate
 from knowledge.tables import User
@@ -169,11 +170,11 @@ def guard_staff_blueprint(bp: Blueprint, public_endpoints: frozenset[str] = froz
     """Every request to ``bp`` needs a logged-in TA, and unsafe ones the CSRF token."""
 
     @bp.before_request
-    def _require_staff_and_csrf() -> Response | None:
+    def _require_staff_and_csrf() -> BaseResponse | None:
         if request.endpoint not in public_endpoints and current_user() is None:
             if wants_json():
                 return refuse(401, "unauthorized", "Log in", "Log in to use the TA workspace.")
-            return redirect(url_for("ta.login", next=local_path(request.full_path)))  # type: ignore[return-value]
+            return redirect(url_for("ta.login", next=local_path(request.full_path)))
         if request.method not in SAFE_METHODS and not csrf_valid():
             return refuse(
                 400, "csrf_failed", translate("error.csrf_title"), translate("error.csrf")

@@ -109,11 +109,15 @@ def require_scope(scope: str, *, anonymous: bool = False) -> Callable[[F], F]:
                 )
             return view(*args, **kwargs)
 
-        wrapped.required_scope = scope  # type: ignore[attr-defined]
-        wrapped.anonymous = anonymous  # type: ignore[attr-defined]
-        return cast(F, wrapped)
+        return cast(F, _marked(wrapped, scope, anonymous))
 
     return decorate
+
+
+def _marked(view: Callable[..., Any], scope: str | None, anonymous: bool) -> Callable[..., Any]:
+    """The view with what it requires as attributes (the OpenAPI test reads them)."""
+    vars(view).update(required_scope=scope, anonymous=anonymous)
+    return view
 
 
 def require_read(view: F) -> F:
@@ -125,9 +129,7 @@ def require_read(view: F) -> F:
             raise _unauthorized("token_required", "This API needs a token.")
         return view(*args, **kwargs)
 
-    wrapped.required_scope = None  # type: ignore[attr-defined]
-    wrapped.anonymous = True  # type: ignore[attr-defined]
-    return cast(F, wrapped)
+    return cast(F, _marked(wrapped, None, True))
 
 
 def register_session_principal(app: Flask, fn: Callable[[], Principal | None]) -> None:

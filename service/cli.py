@@ -9,6 +9,7 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import click
+from click._termui_impl import ProgressBar
 from flask import Flask
 from flask.cli import AppGroup
 from sqlalchemy.orm import Session
@@ -73,7 +74,7 @@ class _Bars:
 
     def __init__(self) -> None:
         self._stack = ExitStack()
-        self._bars: dict[str, object] = {}
+        self._bars: dict[str, ProgressBar[int]] = {}
 
     def __enter__(self) -> _Bars:
         return self
@@ -88,7 +89,7 @@ class _Bars:
                     click.progressbar(length=total, label=label, file=sys.stderr)
                 )
             bar = self._bars[label]
-            bar.update(done - bar.pos)  # type: ignore[attr-defined]
+            bar.update(done - bar.pos)
 
         return update
 

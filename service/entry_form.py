@@ -39,7 +39,7 @@ def param_kind(spec: dict[str, Any]) -> str:
 
 
 def params_model(runner: str) -> type[BaseModel]:
-    return registry.spec(runner).Params  # type: ignore[no-any-return]
+    return registry.spec(runner).Params
 
 
 def parse_params(

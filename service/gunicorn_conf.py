@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import os
 import time
+from typing import TYPE_CHECKING
 
 from knowledge.settings import settings
+
+if TYPE_CHECKING:
+    from gunicorn.arbiter import Arbiter
+    from gunicorn.workers.base import Worker
 
 # Each request's encoder call runs on one thread: the web role gets its parallelism from
 # processes x threads, and more inference threads than cores only contend. (Set before
@@ -23,7 +28,7 @@ keepalive = 5
 accesslog = _settings.WEB_ACCESS_LOG
 
 
-def on_starting(server) -> None:  # type: ignore[no-untyped-def]
+def on_starting(server: Arbiter) -> None:
     """Several workers must share one real secret, or sessions break between them."""
     if server.cfg.workers > 1 and not _settings.SECRET_KEY:
         raise SystemExit(
@@ -33,7 +38,7 @@ def on_starting(server) -> None:  # type: ignore[no-untyped-def]
         )
 
 
-def post_worker_init(worker) -> None:  # type: ignore[no-untyped-def]
+def post_worker_init(worker: Worker) -> None:
     """Load the models and the index before taking traffic, so the first ask is fast."""
     started = time.monotonic()
     worker.wsgi.extensions["core"].retriever.warm_up()

@@ -7,7 +7,8 @@ question was asked in, where the entry has it.
 
 from __future__ import annotations
 
-from flask import Flask, Response, g, request
+from flask import Flask, g, request
+from werkzeug.wrappers import Response as BaseResponse
 
 LANGS: tuple[str, ...] = ("en", "ja")
 COOKIE = "ra_lang"
@@ -507,7 +508,7 @@ def js_strings(*sections: str) -> dict[str, str]:
     return {key: translate(key) for key in STRINGS if key.startswith(prefixes)}
 
 
-def remember_lang(response: Response, lang: str) -> None:
+def remember_lang(response: BaseResponse, lang: str) -> None:
     response.set_cookie(COOKIE, lang, max_age=COOKIE_MAX_AGE, samesite="Lax", httponly=True)
 
 

@@ -14,6 +14,7 @@ import logging
 import math
 import time
 from collections.abc import Callable
+from typing import Any, cast
 
 from flask import Flask, Response, current_app, request
 from flask_limiter import Limiter, RateLimitExceeded, RequestLimit
@@ -77,7 +78,8 @@ def _window(current: RequestLimit) -> tuple[int, int]:
     storage = strategy.storage
     if isinstance(strategy, FixedWindowRateLimiter) and isinstance(storage, RedisStorage):
         key = storage.prefixed_key(current.key)
-        pipe = storage.get_connection(True).pipeline(transaction=False)
+        # (typed as limits' protocol, which lacks pipeline(); it is a redis client)
+        pipe = cast(Any, storage.get_connection(True)).pipeline(transaction=False)
         count, ttl = pipe.get(key).ttl(key).execute()
         remaining = max(0, current.limit.amount - int(count or 0))
         return remaining, int(time.time() + max(int(ttl), 0) + 1)
@@ -116,6 +118,7 @@ def init_app(app: Flask) -> None:
     app.extensions["rate_limiter"] = ext
     for endpoint, family in LIMITED_ENDPOINTS.items():
         view = app.view_functions[endpoint]
-        app.view_functions[endpoint] = ext.limit(_limit_for(family), scope=family.lower())(view)
+        limited = ext.limit(_limit_for(family), scope=family.lower())(view)
+        app.view_functions[endpoint] = cast(Callable[..., Any], limited)  # (typed as async)
     app.register_error_handler(RateLimitExceeded, _too_many)
     app.after_request(_rate_headers)

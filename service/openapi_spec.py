@@ -36,7 +36,13 @@ def ref(name: str) -> Schema:
     return {"$ref": f"#/components/schemas/{name}"}
 
 
-def obj(required: list[str] | None = None, extra: bool = True, **props: Schema) -> Schema:
+def _as_props(props: dict[str, Schema]) -> dict[str, Any]:
+    """``props`` to spread into ``obj`` (whose keyword ``extra`` no property is named)."""
+    assert "extra" not in props
+    return props
+
+
+def obj(required: list[str] | None = None, *, extra: bool = True, **props: Schema) -> Schema:
     out: Schema = {"type": "object", "properties": props}
     if required:
         out["required"] = required
@@ -256,8 +262,8 @@ def _schemas() -> dict[str, Schema]:
             lang={"type": "string", "enum": ["en", "ja"]},
             did_you_mean={"type": "array", "items": ref("Match")},
         ),
-        "EntrySummary": obj(list(summary_props), **summary_props),
-        "EntryDetail": obj(list(detail_props), **detail_props),
+        "EntrySummary": obj(list(summary_props), **_as_props(summary_props)),
+        "EntryDetail": obj(list(detail_props), **_as_props(detail_props)),
         "EntryList": obj(
             ["items", "page", "per_page", "total"],
             items={"type": "array", "items": ref("EntrySummary")},
@@ -296,7 +302,7 @@ def _schemas() -> dict[str, Schema]:
             },
             seed={"type": "integer", "minimum": 0, "maximum": 2**31 - 1, "default": 0},
         ),
-        "Run": obj(list(run_props), **run_props),
+        "Run": obj(list(run_props), **_as_props(run_props)),
         "RunStarted": {
             "allOf": [ref("Run")],
             "type": "object",

@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from knowledge.entry_store import find_entry
 from runners import registry, result_store
-from runners.jobs import get_queue
+from runners.jobs import Queue, get_queue
 from runners.run_tables import Run, RunFigure, utcnow
 from service.auth_tokens import require_read, require_scope
 from service.errors import ApiError
@@ -20,7 +20,7 @@ from service.request_bodies import int_field, json_object, reject_unknown
 bp = Blueprint("runs", __name__, url_prefix="/api/v1")
 
 
-def queue():  # type: ignore[no-untyped-def]
+def queue() -> Queue:
     return get_queue(current_app.config["QUEUE_URL"])
 
 

@@ -7,6 +7,7 @@ and bumps the knowledge-base version; this module renders its refusals.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,7 +23,7 @@ from knowledge.entry_store import (
     find_entry,
 )
 from knowledge.feedback_stats import feedback_by_entry
-from knowledge.schema import LANGS, EntryData, is_slug
+from knowledge.schema import LANGS, EntryData, Lang, is_slug
 from knowledge.tables import AskLog, Course, Entry, EntryRevision
 from knowledge.text import detect_lang, normalize
 from runners import registry
@@ -53,7 +54,7 @@ class SimilarEntry:
 
 
 def similar_entries(
-    questions: dict[str, str], exclude: str | None = None, top_k: int = 3
+    questions: Mapping[str, str] | Mapping[Lang, str], exclude: str | None = None, top_k: int = 3
 ) -> list[SimilarEntry]:
     """Existing entries closest to the draft's questions (best over its languages)."""
     retriever = core().retriever
@@ -79,7 +80,7 @@ def entry_by_slug(session: Session, slug: str, deleted: bool = False) -> Entry |
     """The entry a URL names; a malformed slug names none (and never reaches the database)."""
     if not is_slug(slug):
         return None
-    return find_entry(session, slug, deleted=deleted)  # type: ignore[no-any-return]
+    return find_entry(session, slug, deleted=deleted)
 
 
 # -- list -------------------------------------------------------------------

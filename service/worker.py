@@ -28,7 +28,7 @@ def worker_command(threads: int, recover_every: float) -> None:
     """Execute queued experiment runs in the sandbox (Ctrl-C stops)."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     queue = get_queue(current_app.config["QUEUE_URL"])
-    queue.factory = core().sessions
+    factory = queue.factory = core().sessions
     info = sandbox_info()
     click.echo(
         f"worker: queue {queue.backend}, isolation {info.get('isolation')}, {threads} thread(s)"
@@ -41,7 +41,7 @@ def worker_command(threads: int, recover_every: float) -> None:
     def recover_loop() -> None:
         while not stop.wait(recover_every):
             try:
-                result_store.recover_stale(queue.factory, queue.enqueue)  # type: ignore[arg-type]
+                result_store.recover_stale(factory, queue.enqueue)
             except Exception:  # the database or broker may be briefly away
                 logging.getLogger(__name__).exception("recovering stale runs failed")
 

@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 
 from flask import Blueprint, Flask, Response, jsonify, request, url_for
 from pydantic import ValidationError
+from sqlalchemy import ColumnElement
 
 from knowledge import editing
 from knowledge.schema import EntryData
@@ -33,9 +34,17 @@ from service.request_bodies import json_object, reject_unknown
 bp = Blueprint("write", __name__, url_prefix="/api/v1")
 
 ENTRY_FIELDS = frozenset(EntryData.model_fields)
+
+
+def _length(column: ColumnElement[Any]) -> int:
+    length = getattr(column.type, "length", None)
+    assert isinstance(length, int), column
+    return length
+
+
 COLUMN_LIMITS: dict[str, int] = {
-    "course": Course.__table__.c.code.type.length,  # type: ignore[attr-defined]
-    "venue": CitationRow.__table__.c.venue.type.length,  # type: ignore[attr-defined]
+    "course": _length(Course.__table__.c.code),
+    "venue": _length(CitationRow.__table__.c.venue),
 }
 MAX_DEPTH = 16
 MAX_VERSION = 2**31 - 1

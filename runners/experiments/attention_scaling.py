@@ -40,7 +40,7 @@ def run(params: Params, seed: int) -> Result:
     p = params
     dims = sorted(set(p.dims))
     gen = torch.Generator().manual_seed(seed)
-    arms = {"unscaled": {}, "scaled": {}}
+    arms: dict[str, dict[str, list[float]]] = {"unscaled": {}, "scaled": {}}
     for name in arms:
         arms[name] = {"var": [], "var_over_d": [], "entropy": [], "grad": [], "max_weight": []}
     for d in dims:

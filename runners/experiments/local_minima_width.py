@@ -262,7 +262,7 @@ def _figure_losses(widths: list[int], finals: dict[int, np.ndarray], p: Params) 
     bins = np.logspace(-5, 0.5, 40)
     for w in widths:
         vals = np.clip(np.nan_to_num(finals[w], posinf=3.0), 1e-5, 3.0)
-        ax.hist(vals, bins=bins, histtype="step", linewidth=1.5, label=f"width {w}")
+        ax.hist(vals, bins=bins.tolist(), histtype="step", linewidth=1.5, label=f"width {w}")
     ax.axvline(p.success_loss, color="gray", linestyle="--", label="success threshold")
     ax.set_xscale("log")
     ax.set_xlabel("final mean cross-entropy")

@@ -12,6 +12,7 @@ compare the ELBO of held-out data in train mode (batch statistics) and eval mode
 from __future__ import annotations
 
 import copy
+from collections.abc import Sequence
 
 import matplotlib
 import numpy as np
@@ -248,7 +249,7 @@ def _figure_latents(p: Params, res: dict[str, dict]) -> bytes:
     return figure_png(fig)
 
 
-def _figure_elbo(p: Params, res: dict[str, dict], arms: list[str]) -> bytes:
+def _figure_elbo(p: Params, res: dict[str, dict], arms: Sequence[str]) -> bytes:
     fig, ax = plt.subplots(figsize=(6, 4))
     x = np.arange(len(arms))
     w = 0.35
