@@ -15,6 +15,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic_core import PydanticCustomError
 
 Lang = Literal["en", "ja"]
 LANGS: tuple[Lang, ...] = ("en", "ja")
@@ -44,6 +45,13 @@ def cited_keys(markdown: str) -> list[str]:
             if key not in keys:
                 keys.append(key)
     return keys
+
+
+def rule_error(field: str, message: str) -> PydanticCustomError:
+    """A cross-field rule's error. Pydantic gives such errors no location, so the field the
+    rule concerns (a dotted path) travels in the error's context as ``field``."""
+    template = message.replace("{", "{{").replace("}", "}}")  # the message is not a template
+    return PydanticCustomError("value_error", template, {"field": field})
 
 
 class Citation(BaseModel):
@@ -108,16 +116,17 @@ class EntryData(BaseModel):
     @model_validator(mode="after")
     def _consistent(self) -> EntryData:
         if set(self.question) != set(self.answer):
-            raise ValueError("question and answer must be given in the same languages")
+            raise rule_error("answer", "question and answer must be given in the same languages")
         keys = [c.key for c in self.citations]
         dupes = sorted({k for k in keys if keys.count(k) > 1})
         if dupes:
-            raise ValueError(f"duplicate citation keys: {', '.join(dupes)}")
+            raise rule_error("citations", f"duplicate citation keys: {', '.join(dupes)}")
         for lang, text in self.answer.items():
             missing = [k for k in cited_keys(text) if k not in keys]
             if missing:
-                raise ValueError(
-                    f"answer.{lang} cites unknown keys: {', '.join('@' + k for k in missing)}"
+                raise rule_error(
+                    f"answer.{lang}",
+                    f"answer.{lang} cites unknown keys: {', '.join('@' + k for k in missing)}",
                 )
         return self
 

@@ -233,7 +233,9 @@ class EntryForm:
             data = EntryData.model_validate(raw)
         except ValidationError as exc:
             for err in exc.errors():
-                name = field_name(err["loc"])
+                # A cross-field rule names its field in the context (schema.rule_error).
+                loc = err["loc"] or tuple(str(err.get("ctx", {}).get("field", "")).split("."))
+                name = field_name(loc if loc != ("",) else ())
                 self.errors.setdefault(name, _friendly(name, err["type"]) or err["msg"])
             return None
         return None if self.errors else data

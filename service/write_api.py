@@ -222,26 +222,14 @@ def column_errors(data: EntryData) -> list[dict[str, str]]:
 
 def _errors(exc: ValidationError, prefix: str = "") -> list[dict[str, str]]:
     out = []
-    for err in exc.errors(include_url=False, include_input=False, include_context=False):
+    for err in exc.errors(include_url=False, include_input=False):
         parts = [str(p) for p in err["loc"] if p != "[key]"]
+        # A cross-field rule names its field in the context (knowledge.schema.rule_error).
+        parts = parts or str(err.get("ctx", {}).get("field", "body")).split(".")
         field = ".".join(([prefix] if prefix else []) + parts)
         message = str(err["msg"]).removeprefix("Value error, ")
-        if not field:
-            field = _model_error_field(message)
         out.append({"field": field, "code": str(err["type"]), "message": message})
     return out
-
-
-def _model_error_field(message: str) -> str:
-    """Cross-field rules of EntryData raise without a location; name the field they concern."""
-    cited = re.match(r"(answer\.(?:en|ja)) cites", message)
-    if cited:
-        return cited.group(1)
-    if "citation" in message:
-        return "citations"
-    if "question and answer" in message:
-        return "answer"
-    return "body"
 
 
 def _invalid(errors: list[dict[str, str]]) -> ApiError:
