@@ -17,6 +17,7 @@ from werkzeug.datastructures import MultiDict
 
 from knowledge.schema import LANGS, EntryData, cited_keys
 from runners import registry
+from service.i18n import translate
 
 CITATION_FIELDS: tuple[str, ...] = ("key", "title", "authors", "year", "venue", "url", "doi")
 _CITE_NAME = re.compile(r"^cite-(\d{1,3})-(" + "|".join(CITATION_FIELDS) + r")$")
@@ -68,11 +69,7 @@ def parse_params(
             elif kind == "list":
                 shown[name] = [int(p) for p in _LIST_SPLIT.split(text) if p]
         except ValueError:
-            errors[name] = {
-                "integer": "Enter a whole number.",
-                "number": "Enter a number.",
-                "list": "Enter whole numbers separated by commas.",
-            }[kind]
+            errors[name] = translate(f"form.enter_{kind}")
     if errors:
         return {}, shown, errors
     try:
@@ -163,11 +160,11 @@ class EntryForm:
             if version.isdigit() and len(version) < 10:
                 form.version = int(version)
             else:
-                form.errors["form"] = "The form's version field is not a number."
+                form.errors["form"] = translate("form.version_not_number")
         form.resolves = parse_ids(values.get("resolves", ""))
         if form.runner:
             if form.runner not in registry.EXPERIMENTS:
-                form.errors["runner"] = "Choose one of the listed experiments."
+                form.errors["runner"] = translate("form.pick_experiment")
             else:
                 form.stored_params, form.params, param_errors = parse_params(form.runner, values)
                 form.errors.update({f"param-{k}": v for k, v in param_errors.items()})
@@ -182,26 +179,22 @@ class EntryForm:
         """The validated entry, or None with ``errors`` filled in."""
         langs = self.langs()
         if not langs:
-            self.errors.setdefault(
-                "question_en", "Write the question and the answer in at least one language."
-            )
+            self.errors.setdefault("question_en", translate("form.one_language"))
         for lang in langs:
             if not self.question[lang].strip():
-                self.errors.setdefault(f"question_{lang}", "The answer needs its question too.")
+                self.errors.setdefault(f"question_{lang}", translate("form.needs_question"))
             if not self.answer[lang].strip():
-                self.errors.setdefault(f"answer_{lang}", "The question needs its answer too.")
+                self.errors.setdefault(f"answer_{lang}", translate("form.needs_answer"))
         keys = [c["key"] for c in self.citations]
         for i, key in enumerate(keys):
             if key and keys.count(key) > 1:
-                self.errors.setdefault(f"cite-{i}-key", "Two citations have this key.")
+                self.errors.setdefault(f"cite-{i}-key", translate("form.duplicate_key"))
         for lang in langs:
             unknown = [k for k in cited_keys(self.answer[lang]) if k not in keys]
             if unknown:
+                keys_text = ", ".join("@" + k for k in unknown)
                 self.errors.setdefault(
-                    f"answer_{lang}",
-                    "Cites keys with no citation below: "
-                    + ", ".join("@" + k for k in unknown)
-                    + ".",
+                    f"answer_{lang}", translate("form.unknown_keys", keys=keys_text)
                 )
         citations = []
         for i, row in enumerate(self.citations):
@@ -211,7 +204,7 @@ class EntryForm:
             if year.isdigit() and len(year) <= 4:
                 item["year"] = int(year)
             else:
-                self.errors.setdefault(f"cite-{i}-year", "Enter the year, e.g. 2017.")
+                self.errors.setdefault(f"cite-{i}-year", translate("form.enter_year"))
             for optional in ("url", "doi"):
                 if row[optional]:
                     item[optional] = row[optional]
@@ -244,21 +237,22 @@ class EntryForm:
         return any(k.startswith("param-") or k == "runner" for k in self.errors)
 
 
-# Plain words for the pattern errors a TA is likely to meet.
+# Plain words (in the interface language) for the pattern errors a TA is likely to meet.
 _PATTERN_HELP = {
-    "slug": "Use lower-case letters, digits and single hyphens, e.g. why-relu.",
-    "course": "Use lower-case letters, digits and single hyphens.",
-    "tags": "Tags are lower-case words joined by hyphens, e.g. batch-norm.",
-    "key": "A key starts with a letter: lower-case letters, digits, '_' or '-'.",
-    "url": "A link must start with http:// or https://.",
-    "doi": "A DOI looks like 10.1234/abcd.",
+    "slug": "form.help_slug",
+    "course": "form.help_course",
+    "tags": "form.help_tags",
+    "key": "form.help_key",
+    "url": "form.help_url",
+    "doi": "form.help_doi",
 }
 
 
 def _friendly(name: str, error_type: str) -> str | None:
     if error_type != "string_pattern_mismatch":
         return None
-    return _PATTERN_HELP.get(name.rsplit("-", 1)[-1])
+    key = _PATTERN_HELP.get(name.rsplit("-", 1)[-1])
+    return translate(key) if key else None
 
 
 def field_name(loc: tuple[Any, ...]) -> str:

@@ -272,6 +272,60 @@ STRINGS: dict[str, tuple[str, str]] = {
         "An entry with this slug exists.",
         "このスラッグのエントリーはすでにあります。",
     ),
+    # The entry editor's own checks (pydantic's messages for the rest stay English).
+    "form.enter_integer": ("Enter a whole number.", "整数を入力してください。"),
+    "form.enter_number": ("Enter a number.", "数値を入力してください。"),
+    "form.enter_list": (
+        "Enter whole numbers separated by commas.",
+        "整数をカンマで区切って入力してください。",
+    ),
+    "form.version_not_number": (
+        "The form's version field is not a number.",
+        "フォームのバージョン欄が数値になっていません。",
+    ),
+    "form.pick_experiment": (
+        "Choose one of the listed experiments.",
+        "一覧にある実験から選んでください。",
+    ),
+    "form.one_language": (
+        "Write the question and the answer in at least one language.",
+        "少なくとも一つの言語で、質問と回答の両方を書いてください。",
+    ),
+    "form.needs_question": (
+        "The answer needs its question too.",
+        "この回答に対応する質問も書いてください。",
+    ),
+    "form.needs_answer": (
+        "The question needs its answer too.",
+        "この質問に対応する回答も書いてください。",
+    ),
+    "form.duplicate_key": ("Two citations have this key.", "同じキーの引用が二つあります。"),
+    "form.unknown_keys": (
+        "Cites keys with no citation below: {keys}.",
+        "下の引用一覧にないキーを参照しています: {keys}。",
+    ),
+    "form.enter_year": ("Enter the year, e.g. 2017.", "年を入力してください（例: 2017）。"),
+    "form.help_slug": (
+        "Use lower-case letters, digits and single hyphens, e.g. why-relu.",
+        "半角の小文字・数字と、連続しないハイフンを使ってください（例: why-relu）。",
+    ),
+    "form.help_course": (
+        "Use lower-case letters, digits and single hyphens.",
+        "半角の小文字・数字と、連続しないハイフンを使ってください。",
+    ),
+    "form.help_tags": (
+        "Tags are lower-case words joined by hyphens, e.g. batch-norm.",
+        "タグは小文字の単語をハイフンでつないで書きます（例: batch-norm）。",
+    ),
+    "form.help_key": (
+        "A key starts with a letter: lower-case letters, digits, '_' or '-'.",
+        "キーは英字で始め、小文字・数字・「_」「-」だけで書きます。",
+    ),
+    "form.help_url": (
+        "A link must start with http:// or https://.",
+        "リンクは http:// か https:// で始めてください。",
+    ),
+    "form.help_doi": ("A DOI looks like 10.1234/abcd.", "DOI は 10.1234/abcd のような形です。"),
     "ta.course": ("Course", "授業"),
     "ta.tags": ("Tags (comma-separated)", "タグ（カンマ区切り）"),
     "ta.question": ("Question", "質問"),

@@ -120,6 +120,17 @@ def test_invalid_forms_come_back_with_the_field_marked(
     assert client.get("/api/v1/entries/why-relu").status_code == 404
 
 
+def test_the_editor_s_own_checks_speak_the_interface_language(ta: FlaskClient) -> None:
+    ta.get("/lang/ja")
+    res = post(ta, "/ta/entries/new", entry_form(answer_en="", **{"cite-0-year": "twenty"}))
+    assert res.status_code == 400
+    errors = re.search(r'id="form-errors".*?</section>', text(res), re.S)
+    assert errors, text(res)
+    assert "回答も書いてください" in errors.group(0) and "年を入力してください" in errors.group(0)
+    res = post(ta, "/ta/entries/new", entry_form(slug="Not A Slug"))
+    assert "連続しないハイフン" in text(res)
+
+
 def test_raw_html_in_a_form_is_shown_as_text_not_run(ta: FlaskClient, client: FlaskClient) -> None:
     hostile = entry_form(
         slug="hostile",
