@@ -309,9 +309,7 @@ def decide(model: Any, case: Case) -> Decision:  # noqa: ANN401
     order = np.argsort(-rank, kind="stable")
     top, second = int(order[0]), int(order[1])
     d = model.decide(case.signals, rank, top, second)
-    # Held as a confidence against the threshold: answered <=> confidence >= threshold.
-    confidence = d.confidence if d.answer else min(d.confidence, model.threshold - 1e-9)
-    return Decision(case, top, confidence, d.ambiguous, second == case.target)
+    return Decision(case, top, d.confidence, d.ambiguous, second == case.target)
 
 
 def rates(decisions: list[Decision], t: float) -> dict[str, float]:

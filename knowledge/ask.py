@@ -144,7 +144,6 @@ class Retriever:
             return [], None
         best = np.argpartition(-rank, k - 1)[:k]
         top = [int(i) for i in best[np.argsort(-rank[best], kind="stable")]]
-        decision = self.model.decide(signals, rank, top[0], top[1] if k > 1 else None)
         matches = [
             Match(
                 index.entries[i],
@@ -153,8 +152,8 @@ class Retriever:
             )
             for position, i in enumerate(top)
         ]
-        matches[0].confidence = decision.confidence
-        return matches, decision
+        second = matches[1].confidence if len(matches) > 1 else None
+        return matches, self.model.decision(matches[0].confidence, second)
 
     def rank(
         self, question: str, course: str | None = None, top_k: int = 3, lang: str | None = None

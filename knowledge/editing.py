@@ -34,11 +34,12 @@ from knowledge.entry_store import (
     WriteResult,
     delete_entry,
     entry_data,
+    find_entry,
     restore_entry,
     upsert_entry,
 )
 from knowledge.schema import LANGS, EntryData, Lang, is_slug
-from knowledge.tables import AskLog, Course, Entry, EntryRevision
+from knowledge.tables import AskLog, Entry, EntryRevision
 from knowledge.text import detect_lang, normalize
 
 
@@ -80,14 +81,9 @@ def lock_writes(session: Session) -> None:
 def _for_update(
     session: Session, slug: str, course: str | None, deleted: bool = False
 ) -> Entry | None:
-    if not is_slug(slug):
+    if not is_slug(slug):  # a malformed slug names no entry (and never reaches the database)
         return None
-    query = select(Entry).join(Course).where(Entry.slug == slug)
-    if course:
-        query = query.where(Course.code == course)
-    if not deleted:
-        query = query.where(Entry.deleted_at.is_(None))
-    return session.scalars(query.order_by(Entry.id).limit(1).with_for_update(of=Entry)).first()
+    return find_entry(session, slug, course, deleted=deleted, for_update=True)
 
 
 def _locked(session: Session, slug: str, course: str | None, deleted: bool = False) -> Entry:
@@ -156,8 +152,8 @@ def update(
         try:
             with session.begin():
                 entry = _locked(session, slug, course)
-                data = changes(entry)
                 _check(entry, expected)
+                data = changes(entry)
                 result = upsert_entry(session, data, author=author, expected_version=entry.version)
                 _loaded(result.entry)
         except (StaleVersion, StaleDataError):

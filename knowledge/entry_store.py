@@ -103,13 +103,21 @@ def get_course(session: Session, code: str, create: bool = False) -> Course | No
 
 
 def find_entry(
-    session: Session, slug: str, course: str | None = None, deleted: bool = False
+    session: Session,
+    slug: str,
+    course: str | None = None,
+    deleted: bool = False,
+    for_update: bool = False,
 ) -> Entry | None:
+    """The entry with ``slug`` (in ``course``; deleted ones too if ``deleted``); with
+    ``for_update``, its row locked until the transaction ends (PostgreSQL)."""
     query = select(Entry).join(Course).where(Entry.slug == slug)
     if course:
         query = query.where(Course.code == course)
     if not deleted:
         query = query.where(Entry.deleted_at.is_(None))
+    if for_update:
+        query = query.limit(1).with_for_update(of=Entry)
     return session.scalars(query.order_by(Entry.id)).first()
 
 

@@ -37,8 +37,8 @@ from knowledge import model_cache
 FORMAT = 2  # bump when the exported graph changes
 MAX_TOKENS = 512  # the model's positions, <s> and </s> included
 # Padded tokens per graph call. Larger batches of long windows were slower here and kept
-# ONNX Runtime's memory arena large (16 windows of 512 at once: +1 GB RSS, 2.6 s; in
-# batches of four: +150 MB, 1.8 s).
+# ONNX Runtime's memory arena large (16 texts of 1,200 tokens, 48 windows: 32 per call
+# took 2.6 s and +1 GB RSS; four per call 1.8 s and +150 MB).
 BATCH_TOKENS = 2048
 QK = 32  # weights per 4-bit block
 _BLOCK = np.dtype([("d", "<f2"), ("qs", "u1", (QK // 2,))])

@@ -239,13 +239,16 @@ class RetrievalModel:
         with the wrong entry first, so a close call stays a decline.)
         """
         conf = self.confidence_of(signals, rank, first)
-        answer = conf >= self.threshold
-        ambiguous = (
-            answer
-            and second is not None
-            and self.confidence_of(signals, rank, second, ignore=[first]) >= self.threshold
-        )
-        return Decision(conf, answer, ambiguous)
+        if conf < self.threshold or second is None:
+            return self.decision(conf, None)
+        return self.decision(conf, self.confidence_of(signals, rank, second, ignore=[first]))
+
+    def decision(self, first: float, second_alone: float | None) -> Decision:
+        """The decision from the first entry's confidence and the runner-up's (judged with
+        the first left out), when both are known already."""
+        answer = first >= self.threshold
+        ambiguous = answer and second_alone is not None and second_alone >= self.threshold
+        return Decision(first, answer, ambiguous)
 
 
 def _floats(values: np.ndarray) -> list[float]:

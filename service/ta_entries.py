@@ -258,13 +258,12 @@ def _stale(form: EntryForm, draft: EntryData) -> tuple[str, int]:
 def remove(slug: str) -> BaseResponse | tuple[str, int]:
     user = auth.current_user()
     assert user is not None
-    version = request.form.get("version", "")
     try:
         editing.delete(
             core().sessions,
             slug,
             author=user.username,
-            expected=[int(version)] if version.isdigit() else [],
+            expected=_form_version(),
         )
     except editing.NotFound:
         return _not_found()
@@ -323,14 +322,13 @@ def history(slug: str) -> str | tuple[str, int]:
 def restore_revision(slug: str, number: int) -> BaseResponse | tuple[str, int]:
     user = auth.current_user()
     assert user is not None
-    version = request.form.get("version", "")
     try:
         editing.restore_revision(
             core().sessions,
             slug,
             number,
             author=user.username,
-            expected=[int(version)] if version.isdigit() else [],
+            expected=_form_version(),
         )
     except editing.NotFound:
         return _not_found()
@@ -379,6 +377,12 @@ def _editor(form: EntryForm, mode: str, **extra: Any) -> str:
         langs=LANGS,
         **extra,
     )
+
+
+def _form_version() -> list[int]:
+    """The version the TA's page showed, if the form sent one (a check, else none)."""
+    version = request.form.get("version", "")
+    return [int(version)] if version.isdigit() and len(version) < 10 else []
 
 
 def _not_found() -> tuple[str, int]:

@@ -99,7 +99,6 @@ def update_entry(slug: str) -> tuple[Response, int, dict[str, str]]:
                 f"The entry belongs to {course!r}; moving entries is not supported.",
                 field="course",
             )
-        check_versions(entry, expected)  # 412 or 409 by where the stale version came from
         return validate_entry({**body, "slug": slug, "course": course})
 
     result = _edit(
@@ -295,14 +294,6 @@ def _query_version() -> int | None:
     if not raw.isascii() or not raw.isdigit() or len(raw) > 10:
         raise ApiError(400, "wrong_type", "version must be a positive integer.", field="version")
     return int(raw)
-
-
-def check_versions(entry: Entry, expected: list[tuple[int, str]]) -> int:
-    """The entry's version if every precondition names it; else 412 (If-Match) or 409."""
-    for version, source in expected:
-        if entry.version != version:
-            raise _stale(source, entry.version)
-    return entry.version
 
 
 def _stale(source: str, current: int | None) -> ApiError:
