@@ -19,6 +19,7 @@ with the new content and keeps its history.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 
 from pydantic import ValidationError
 from sqlalchemy import select, text
@@ -41,6 +42,7 @@ from knowledge.entry_store import (
 from knowledge.schema import LANGS, EntryData, Lang, is_slug
 from knowledge.tables import AskLog, Entry, EntryRevision
 from knowledge.text import detect_lang, normalize
+from runners import registry
 
 
 class EditError(Exception):
@@ -63,6 +65,47 @@ class Stale(EditError):
     def __init__(self, current: int | None) -> None:
         super().__init__("the entry was changed by someone else")
         self.current = current  # the stored version, when known
+
+
+@dataclass(frozen=True)
+class FieldError:
+    field: str  # a dotted path into the entry, e.g. "runner.params.ridge"
+    code: str
+    message: str
+
+
+class Invalid(EditError):
+    """The entry breaks a rule the schema alone cannot check (its experiment and params)."""
+
+    def __init__(self, errors: list[FieldError]) -> None:
+        super().__init__(f"{errors[0].field}: {errors[0].message}")
+        self.errors = errors
+        self.field, self.code = errors[0].field, errors[0].code
+
+
+def check_runner(data: EntryData) -> None:
+    """The entry's experiment is registered and its params are valid for it (strictly:
+    "3" is not an integer here, as it is not in JSON)."""
+    if data.runner is None:
+        return
+    name = data.runner.name
+    if name not in registry.EXPERIMENTS:
+        known = ", ".join(registry.names())
+        message = f"Unknown experiment {name!r}; known: {known}."
+        raise Invalid([FieldError("runner.name", "unknown_experiment", message)])
+    try:
+        registry.spec(name).Params.model_validate(data.runner.params, strict=True)
+    except ValidationError as exc:
+        raise Invalid(
+            [
+                FieldError(
+                    ".".join(["runner.params", *(str(p) for p in err["loc"])]),
+                    err["type"],
+                    err["msg"],
+                )
+                for err in exc.errors(include_url=False, include_input=False)
+            ]
+        ) from None
 
 
 class InvalidRevision(EditError):
@@ -115,6 +158,7 @@ def create(
 ) -> tuple[WriteResult, int]:
     """A new entry (or a deleted one back, with this content); the queued questions in
     ``resolves`` are marked answered by it. Returns the write and how many were."""
+    check_runner(data)
     with factory() as session:
         try:
             with session.begin():
@@ -130,8 +174,12 @@ def create(
                 )
                 answered = queue_groups.resolve(session, list(resolves), data.slug)
                 _loaded(result.entry)
-        except (IntegrityError, StaleVersion, StaleDataError):
+        except IntegrityError as exc:
+            if "uq_entries_course_slug" not in str(exc) and "entries.slug" not in str(exc):
+                raise  # not the slug: no other error may pass for a taken slug
             # Another writer created the same slug between our check and our INSERT.
+            raise SlugTaken(data.slug) from None
+        except (StaleVersion, StaleDataError):
             raise SlugTaken(data.slug) from None
     return result, answered
 
@@ -154,6 +202,7 @@ def update(
                 entry = _locked(session, slug, course)
                 _check(entry, expected)
                 data = changes(entry)
+                check_runner(data)
                 result = upsert_entry(session, data, author=author, expected_version=entry.version)
                 _loaded(result.entry)
         except (StaleVersion, StaleDataError):

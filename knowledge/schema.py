@@ -47,15 +47,27 @@ def cited_keys(markdown: str) -> list[str]:
     return keys
 
 
-def rule_error(field: str, message: str) -> PydanticCustomError:
-    """A cross-field rule's error. Pydantic gives such errors no location, so the field the
-    rule concerns (a dotted path) travels in the error's context as ``field``."""
+def rule_error(rule: str, message: str, field: str = "", **values: str) -> PydanticCustomError:
+    """A rule's error, named in its context as ``rule`` (with the ``values`` its message
+    needs), so that an interface can word it in its own language. A cross-field rule's
+    error has no location in pydantic: the field it concerns (a dotted path) travels in
+    the context as ``field``."""
     template = message.replace("{", "{{").replace("}", "}}")  # the message is not a template
-    return PydanticCustomError("value_error", template, {"field": field})
+    context = {"rule": rule, **values} | ({"field": field} if field else {})
+    return PydanticCustomError("value_error", template, context)
 
 
 class Citation(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # The url-or-doi rule below, stated in the JSON schema too.
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "anyOf": [
+                {"required": [link], "properties": {link: {"type": "string"}}}
+                for link in ("url", "doi")
+            ]
+        },
+    )
 
     key: Annotated[str, StringConstraints(pattern=CITE_KEY_RE, max_length=64)]
     title: Line
@@ -72,7 +84,7 @@ class Citation(BaseModel):
     @model_validator(mode="after")
     def _needs_link(self) -> Citation:
         if not self.url and not self.doi:
-            raise ValueError("a citation needs a url or a doi")
+            raise rule_error("needs_link", "a citation needs a url or a doi")
         return self
 
 
@@ -110,24 +122,24 @@ class EntryData(BaseModel):
     @classmethod
     def _some_language(cls, value: dict[str, str]) -> dict[str, str]:
         if not value:
-            raise ValueError("at least one language (en or ja) is required")
+            raise rule_error("one_language", "at least one language (en or ja) is required")
         return value
 
     @model_validator(mode="after")
     def _consistent(self) -> EntryData:
         if set(self.question) != set(self.answer):
-            raise rule_error("answer", "question and answer must be given in the same languages")
+            message = "question and answer must be given in the same languages"
+            raise rule_error("same_languages", message, "answer")
         keys = [c.key for c in self.citations]
-        dupes = sorted({k for k in keys if keys.count(k) > 1})
-        if dupes:
-            raise rule_error("citations", f"duplicate citation keys: {', '.join(dupes)}")
+        for i, key in enumerate(keys):
+            if key in keys[:i]:
+                message = f"duplicate citation key: {key}"
+                raise rule_error("duplicate_key", message, f"citations.{i}.key", key=key)
         for lang, text in self.answer.items():
-            missing = [k for k in cited_keys(text) if k not in keys]
+            missing = ", ".join("@" + k for k in cited_keys(text) if k not in keys)
             if missing:
-                raise rule_error(
-                    f"answer.{lang}",
-                    f"answer.{lang} cites unknown keys: {', '.join('@' + k for k in missing)}",
-                )
+                message = f"answer.{lang} cites unknown keys: {missing}"
+                raise rule_error("unknown_keys", message, f"answer.{lang}", keys=missing)
         return self
 
     def canonical(self) -> dict[str, Any]:

@@ -4,27 +4,21 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, Flask, Response, current_app, jsonify, request
-from sqlalchemy import Select, String, cast, func, or_, select
-from sqlalchemy.orm import selectinload
+from flask import Blueprint, Flask, Response, current_app, jsonify
 
+from knowledge import entry_queries
 from knowledge.ask import QuestionError
 from knowledge.entry_store import find_entry, kb_version
 from knowledge.tables import AskLog, Course, Entry, Feedback
 from knowledge.text import normalize
 from runners.jobs import get_queue
 from runners.sandbox import sandbox_info
+from service import api_models as m
 from service import presenters
 from service.auth_tokens import require_read, require_scope
 from service.errors import ApiError
 from service.extensions import core
-from service.request_bodies import (
-    int_field,
-    json_object,
-    query_int,
-    reject_unknown,
-    string_field,
-)
+from service.openapi import api, responses
 from service.write_api import etag
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -32,17 +26,26 @@ bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
 @bp.post("/ask")
 @require_scope("ask", anonymous=True)
-def ask() -> Response:
-    body = json_object()
-    reject_unknown(body, {"question", "course", "lang", "top_k"})
-    question = string_field(body, "question", required=True, max_len=100_000) or ""
-    course = string_field(body, "course", max_len=64)
-    lang = string_field(body, "lang", max_len=8)
-    if lang is not None and lang not in ("en", "ja"):
-        raise ApiError(400, "invalid_lang", "lang must be 'en' or 'ja'.", field="lang")
-    top_k = int_field(body, "top_k", low=1, high=10, default=3)
+@api.validate(
+    resp=responses(
+        {200: m.AskResponse}, 401, 403, 413, 429, HTTP_404="No such course (unknown_course)."
+    ),
+    tags=["ask"],
+    operation_id="ask",
+)
+def ask(json: m.AskRequest) -> Response:
+    """Ask a question; get the closest curated answer or an abstention"""
+    if json.course is not None:
+        with core().sessions() as session:
+            if json.course not in entry_queries.course_codes(session):
+                raise ApiError(404, "unknown_course", f"No course {json.course!r}.", field="course")
     try:
-        result = core().retriever.ask(question, course=course, lang=lang, top_k=top_k)
+        result = core().retriever.ask(
+            json.question.replace("\x00", ""),  # PostgreSQL cannot store NUL in text
+            course=json.course,
+            lang=json.lang,
+            top_k=json.top_k,
+        )
     except QuestionError as exc:
         raise ApiError(400, exc.code, str(exc), field="question") from None
 
@@ -69,60 +72,40 @@ def ask() -> Response:
 
 def _entry_by_id(entry_id: int) -> Entry:
     with core().sessions() as session:
-        return session.scalars(
-            select(Entry)
-            .where(Entry.id == entry_id)
-            .options(selectinload(Entry.citations), selectinload(Entry.course))
-        ).one()
+        return entry_queries.entry_with_details(session, entry_id)
 
 
 @bp.get("/entries")
 @require_read
-def list_entries() -> Response:
-    page = query_int("page", low=1, high=100_000, default=1)
-    per_page = query_int("per_page", low=1, high=100, default=20)
-    course = request.args.get("course")
-    query = live_entries(normalize(request.args.get("q", ""))[:200])
-    if course:
-        query = query.where(Course.code == course)
+@api.validate(
+    query=m.EntryListQuery,
+    resp=responses({200: m.EntryList}, 401),
+    tags=["entries"],
+    operation_id="listEntries",
+)
+def list_entries(query: m.EntryListQuery) -> Response:
+    """List entries (search, paging)"""
+    entries = entry_queries.live_entries(normalize(query.q)[:200], course=query.course)
     with core().sessions() as session:
-        total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
-        rows = session.scalars(
-            query.order_by(Course.code, Entry.slug).limit(per_page).offset((page - 1) * per_page)
-        ).all()
+        rows, total = entry_queries.page_of(
+            session, entries, Course.code, Entry.slug, page=query.page, per_page=query.per_page
+        )
         items = [presenters.entry_summary(e) for e in rows]
-    return jsonify({"items": items, "page": page, "per_page": per_page, "total": total})
-
-
-def live_entries(text: str = "", *, answers: bool = False) -> Select[Entry]:
-    """Entries not deleted, course loaded; with ``text``, those whose slug, question, aliases
-    or tags (and answer, if ``answers``) contain it, ignoring case and LIKE wildcards."""
-    query = (
-        select(Entry)
-        .join(Course)
-        .where(Entry.deleted_at.is_(None))
-        .options(selectinload(Entry.course))
-    )
-    if not text:
-        return query
-    like = "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-    columns = [
-        Entry.slug,
-        cast(Entry.question, String),
-        cast(Entry.aliases, String),
-        cast(Entry.tags, String),
-    ]
-    if answers:
-        columns.append(cast(Entry.answer, String))
-    return query.where(or_(*(column.ilike(like, escape="\\") for column in columns)))
+    return jsonify({"items": items, "page": query.page, "per_page": query.per_page, "total": total})
 
 
 @bp.get("/entries/<slug>")
 @require_read
-def get_entry(slug: str) -> Response:
-    course = request.args.get("course")
+@api.validate(
+    query=m.CourseQuery,
+    resp=responses({200: m.EntryDetail}, 401, 404),
+    tags=["entries"],
+    operation_id="getEntry",
+)
+def get_entry(slug: str, query: m.CourseQuery) -> Response:
+    """One entry, with its ETag"""
     with core().sessions() as session:
-        entry = find_entry(session, slug, course)
+        entry = find_entry(session, slug, query.course)
         if entry is None:
             raise ApiError(404, "unknown_slug", f"No entry with slug {slug!r}.")
         response = jsonify(presenters.entry_detail(entry))
@@ -132,15 +115,15 @@ def get_entry(slug: str) -> Response:
 
 @bp.post("/feedback")
 @require_scope("ask", anonymous=True)
-def feedback() -> tuple[Response, int]:
-    body = json_object()
-    reject_unknown(body, {"question_id", "helpful", "comment"})
-    # ask_log.id is a 32-bit integer column; PostgreSQL refuses larger ids with an error.
-    question_id = int_field(body, "question_id", low=1, high=2**31 - 1, default=0)
-    helpful = body.get("helpful")
-    if not isinstance(helpful, bool):
-        raise ApiError(400, "wrong_type", "helpful must be true or false.", field="helpful")
-    comment = string_field(body, "comment", max_len=2000)
+@api.validate(
+    resp=responses({201: m.FeedbackResponse}, 401, 403, 404, 413),
+    tags=["ask"],
+    operation_id="feedback",
+)
+def feedback(json: m.FeedbackRequest) -> tuple[Response, int]:
+    """Rate an answer"""
+    question_id, helpful = json.question_id, json.helpful
+    comment = json.comment.replace("\x00", "") if json.comment else json.comment
     with core().sessions() as session, session.begin():
         if session.get(AskLog, question_id) is None:
             raise ApiError(404, "unknown_question", "No asked question with that id.")
@@ -150,11 +133,13 @@ def feedback() -> tuple[Response, int]:
         return jsonify({"id": row.id, "question_id": question_id, "helpful": helpful}), 201
 
 
+@api.validate(resp=responses({200: m.Health}), tags=["service"], operation_id="healthz")
 def healthz() -> Response:
+    """Liveness, database, knowledge version and index status"""
     app_core = core()
     with app_core.sessions() as session:
         version, updated = kb_version(session)
-        entries = session.scalar(select(func.count()).where(Entry.deleted_at.is_(None)))
+        entries = entry_queries.live_count(session)
     index = app_core.retriever.loaded_index
     # Always 200 while the web process can serve: a queue outage only degrades runs.
     return jsonify(

@@ -9,15 +9,17 @@ entry being edited; ``resolves``, the ids of queued questions this entry answers
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
 from werkzeug.datastructures import MultiDict
 
-from knowledge.schema import LANGS, EntryData, cited_keys
+from knowledge.editing import FieldError
+from knowledge.schema import LANGS, EntryData
 from runners import registry
-from service.i18n import translate
+from service.i18n import STRINGS, translate
 
 CITATION_FIELDS: tuple[str, ...] = ("key", "title", "authors", "year", "venue", "url", "doi")
 _CITE_NAME = re.compile(r"^cite-(\d{1,3})-(" + "|".join(CITATION_FIELDS) + r")$")
@@ -178,24 +180,6 @@ class EntryForm:
     def to_data(self) -> EntryData | None:
         """The validated entry, or None with ``errors`` filled in."""
         langs = self.langs()
-        if not langs:
-            self.errors.setdefault("question_en", translate("form.one_language"))
-        for lang in langs:
-            if not self.question[lang].strip():
-                self.errors.setdefault(f"question_{lang}", translate("form.needs_question"))
-            if not self.answer[lang].strip():
-                self.errors.setdefault(f"answer_{lang}", translate("form.needs_answer"))
-        keys = [c["key"] for c in self.citations]
-        for i, key in enumerate(keys):
-            if key and keys.count(key) > 1:
-                self.errors.setdefault(f"cite-{i}-key", translate("form.duplicate_key"))
-        for lang in langs:
-            unknown = [k for k in cited_keys(self.answer[lang]) if k not in keys]
-            if unknown:
-                keys_text = ", ".join("@" + k for k in unknown)
-                self.errors.setdefault(
-                    f"answer_{lang}", translate("form.unknown_keys", keys=keys_text)
-                )
         citations = []
         for i, row in enumerate(self.citations):
             item: dict[str, Any] = {k: row[k] for k in ("key", "title", "venue")}
@@ -227,11 +211,20 @@ class EntryForm:
         except ValidationError as exc:
             for err in exc.errors():
                 # A cross-field rule names its field in the context (schema.rule_error).
-                loc = err["loc"] or tuple(str(err.get("ctx", {}).get("field", "")).split("."))
+                ctx = err.get("ctx", {})
+                loc = err["loc"] or tuple(str(ctx.get("field", "")).split("."))
                 name = field_name(loc if loc != ("",) else ())
-                self.errors.setdefault(name, _friendly(name, err["type"]) or err["msg"])
+                self.errors.setdefault(name, error_message(name, err["type"], ctx, err["input"]))
             return None
         return None if self.errors else data
+
+    def add_errors(self, errors: Iterable[FieldError]) -> None:
+        """The editing core's refusals (experiment and params) on the fields they name."""
+        for error in errors:
+            path = tuple(error.field.split("."))
+            runner_param = path[:2] == ("runner", "params") and len(path) > 2
+            name = f"param-{path[2]}" if runner_param else field_name(path)
+            self.errors.setdefault(name, error_message(name, error.code, {}, None))
 
     def _param_errors(self) -> bool:
         return any(k.startswith("param-") or k == "runner" for k in self.errors)
@@ -248,11 +241,22 @@ _PATTERN_HELP = {
 }
 
 
-def _friendly(name: str, error_type: str) -> str | None:
-    if error_type != "string_pattern_mismatch":
-        return None
-    key = _PATTERN_HELP.get(name.rsplit("-", 1)[-1])
-    return translate(key) if key else None
+def error_message(name: str, code: str, ctx: Mapping[str, Any], given: Any) -> str:
+    """A schema error in the interface language: a named rule in its own words, an empty
+    question or answer as such, a pattern with its help, else the check by its kind."""
+    values = {k: v for k, v in ctx.items() if k not in ("field", "rule", "pattern")}
+    key = f"validation.{code}"
+    if "rule" in ctx:
+        key = f"form.{ctx['rule']}"
+    elif code == "string_too_short" and isinstance(given, str) and not given.strip():
+        kind = name.split("_")[0]
+        key = f"form.needs_{kind}" if kind in ("question", "answer") else "form.required"
+    elif code == "string_pattern_mismatch":
+        key = _PATTERN_HELP.get(name.rsplit("-", 1)[-1], key)
+    try:
+        return translate(key, **values) if key in STRINGS else translate("validation.other")
+    except (KeyError, IndexError):  # a message wanting a value this error does not carry
+        return translate("validation.other")
 
 
 def field_name(loc: tuple[Any, ...]) -> str:
@@ -262,6 +266,8 @@ def field_name(loc: tuple[Any, ...]) -> str:
     head = str(loc[0])
     if head in ("question", "answer", "aliases") and len(loc) > 1:
         return f"{head}_{loc[1]}"
+    if head in ("question", "answer"):  # a rule on the whole text: its first language
+        return f"{head}_en"
     if head == "citations" and len(loc) > 1:
         column = str(loc[2]) if len(loc) > 2 else "url"
         return f"cite-{loc[1]}-{column}"

@@ -4,18 +4,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, Flask, Response, current_app, jsonify, request, url_for
+from flask import Blueprint, Flask, Response, current_app, jsonify, url_for
 from pydantic import ValidationError
-from sqlalchemy import select
 
 from knowledge.entry_store import find_entry
 from runners import registry, result_store
 from runners.jobs import Queue, get_queue
-from runners.run_tables import Run, RunFigure, utcnow
+from runners.run_tables import Run, utcnow
+from service import api_models as m
 from service.auth_tokens import require_read, require_scope
 from service.errors import ApiError
 from service.extensions import core
-from service.request_bodies import int_field, json_object, reject_unknown
+from service.openapi import api, responses
 
 bp = Blueprint("runs", __name__, url_prefix="/api/v1")
 
@@ -37,19 +37,38 @@ def experiment_json(name: str) -> dict[str, Any]:
 
 @bp.get("/experiments")
 @require_read
+@api.validate(
+    resp=responses({200: m.ExperimentList}, 401), tags=["runs"], operation_id="listExperiments"
+)
 def list_experiments() -> Response:
+    """The registered experiments and their parameter schemas"""
     return jsonify({"items": [experiment_json(name) for name in registry.names()]})
 
 
 @bp.post("/entries/<slug>/runs")
 @require_scope("run", anonymous=True)
-def start_run(slug: str) -> tuple[Response, int, dict[str, str]] | tuple[Response, int]:
-    body = json_object() if _has_body() else {}
-    reject_unknown(body, {"params", "seed"})
-    params = body.get("params", {})
-    if not isinstance(params, dict):
-        raise ApiError(400, "wrong_type", "params must be a JSON object.", field="params")
-    seed = int_field(body, "seed", low=0, high=2**31 - 1, default=result_store.DEFAULT_SEED)
+@api.validate(
+    resp=responses(
+        {
+            200: (m.RunStarted, "An identical run already succeeded: its result."),
+            202: (m.RunStarted, "Queued (or shared with an identical run in flight)."),
+        },
+        401,
+        403,
+        404,
+        413,
+        429,
+        503,
+        HTTP_409="The entry has no experiment (no_experiment).",
+    ),
+    tags=["runs"],
+    operation_id="startRun",
+)
+def start_run(
+    slug: str, json: m.RunRequest
+) -> tuple[Response, int, dict[str, str]] | tuple[Response, int]:
+    """Run the entry's experiment (or get the cached result)"""
+    params, seed = json.params, json.seed
     with core().sessions() as session:
         entry = find_entry(session, slug)
         if entry is None:
@@ -79,7 +98,7 @@ def start_run(slug: str) -> tuple[Response, int, dict[str, str]] | tuple[Respons
         try:
             queue().enqueue(run.id)
         except Exception:
-            _fail_unqueued(run.id)
+            result_store.fail_unqueued(core().sessions, run.id)
             raise ApiError(
                 503,
                 "queue_unavailable",
@@ -92,21 +111,11 @@ def start_run(slug: str) -> tuple[Response, int, dict[str, str]] | tuple[Respons
     return jsonify({**run_json(run), "cached": False}), 202, {"Location": location}
 
 
-def _has_body() -> bool:
-    return bool(request.get_data(cache=True).strip())
-
-
-def _fail_unqueued(run_id: str) -> None:
-    with core().sessions() as session, session.begin():
-        run = session.get(Run, run_id)
-        if run is not None and run.status == "queued":
-            run.status, run.error_code = "failed", "queue_unavailable"
-            run.error, run.active_key = "The job queue was unavailable.", None
-
-
 @bp.get("/runs/<run_id>")
 @require_read
+@api.validate(resp=responses({200: m.Run}, 401, 404), tags=["runs"], operation_id="getRun")
 def get_run(run_id: str) -> Response:
+    """A run's status, metrics, finding and provenance"""
     with core().sessions() as session:
         run = session.get(Run, run_id)
         if run is None:
@@ -114,13 +123,15 @@ def get_run(run_id: str) -> Response:
         return jsonify(run_json(run))
 
 
-@bp.get("/runs/<run_id>/figures/<int(max=999):number>.png")  # bounded: a 32-bit column
+@bp.get("/runs/<run_id>/figures/<int(min=0, max=999):number>.png")  # a 32-bit column
 @require_read
+@api.validate(
+    resp=responses({200: (None, "The PNG.")}, 401, 404), tags=["runs"], operation_id="getFigure"
+)
 def get_figure(run_id: str, number: int) -> Response:
+    """One figure of a finished run"""
     with core().sessions() as session:
-        figure = session.scalar(
-            select(RunFigure.png).where(RunFigure.run_id == run_id, RunFigure.number == number)
-        )
+        figure = result_store.figure_png(session, run_id, number)
     if figure is None:
         raise ApiError(404, "unknown_figure", "No such figure for this run.")
     response = Response(figure, mimetype="image/png")

@@ -19,16 +19,14 @@ from flask import (
     request,
     url_for,
 )
-from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from werkzeug.wrappers import Response as BaseResponse
 
-from knowledge import editing, queue_groups
+from knowledge import editing, entry_queries, queue_groups
 from knowledge.db import transaction
 from knowledge.feedback_stats import feedback_by_entry, recent_unhelpful
 from knowledge.render import to_html
 from knowledge.schema import LANGS, cited_keys
-from knowledge.tables import Course, Entry
 from service import auth, ta_entries
 from service.entry_form import parse_ids
 from service.extensions import core
@@ -87,17 +85,13 @@ def queue() -> str:
     except IntegrityError:  # another request stored the same new vectors a moment ago
         groups = _groups()
     with core().sessions() as session:
-        entries = session.execute(
-            select(Entry.slug, Entry.question)
-            .where(Entry.deleted_at.is_(None))
-            .order_by(Entry.slug)
-        ).all()
+        entries = entry_queries.live_questions(session)
     return render_template(
         "ta/queue.html",
         groups=groups[:QUEUE_PAGE],
         total_groups=len(groups),
         total_questions=sum(g.count for g in groups),
-        entries=[(slug, question) for slug, question in entries],
+        entries=entries,
     )
 
 
@@ -154,12 +148,7 @@ def _bad_request(message: str) -> tuple[str, int]:
 def feedback() -> str:
     with core().sessions() as session:
         stats = feedback_by_entry(session)
-        entries = session.execute(
-            select(Entry.slug, Entry.question)
-            .join(Course)
-            .where(Entry.deleted_at.is_(None))
-            .order_by(Entry.slug)
-        ).all()
+        entries = entry_queries.live_questions(session)
     rows = [(slug, question, stats.get(slug)) for slug, question in entries]
     # Entries with the lowest helpful ratio first; unrated ones last.
     rows.sort(

@@ -12,11 +12,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from flask import Blueprint, flash, redirect, render_template, request, url_for
-from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 from werkzeug.wrappers import Response as BaseResponse
 
-from knowledge import editing
+from knowledge import editing, entry_queries
 from knowledge.ask import MAX_QUESTION_CHARS
 from knowledge.entry_store import (
     entry_data,
@@ -24,11 +23,10 @@ from knowledge.entry_store import (
 )
 from knowledge.feedback_stats import feedback_by_entry
 from knowledge.schema import LANGS, EntryData, Lang, is_slug
-from knowledge.tables import AskLog, Course, Entry, EntryRevision
+from knowledge.tables import Entry
 from knowledge.text import detect_lang, normalize
 from runners import registry
 from service import auth, diffs
-from service.api import live_entries
 from service.entry_form import EntryForm, parse_ids
 from service.extensions import core
 from service.i18n import translate, ui_lang
@@ -87,22 +85,19 @@ def entry_by_slug(session: Session, slug: str, deleted: bool = False) -> Entry |
 @bp.get("/")
 def index() -> str:
     text = normalize(request.args.get("q", "").replace("\x00", ""))[:200]
-    query = live_entries(text, answers=True)
+    query = entry_queries.live_entries(text, answers=True)
     page = request.args.get("page", "1")
     page_number = int(page) if page.isdigit() and 0 < len(page) < 7 else 1
     with core().sessions() as session:
-        total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
-        entries = session.scalars(
-            query.order_by(Entry.updated_at.desc(), Entry.slug)
-            .limit(PAGE_SIZE)
-            .offset((page_number - 1) * PAGE_SIZE)
-        ).all()
-        deleted = session.scalars(
-            select(Entry)
-            .where(Entry.deleted_at.is_not(None))
-            .order_by(Entry.deleted_at.desc())
-            .limit(20)
-        ).all()
+        entries, total = entry_queries.page_of(
+            session,
+            query,
+            Entry.updated_at.desc(),
+            Entry.slug,
+            page=page_number,
+            per_page=PAGE_SIZE,
+        )
+        deleted = entry_queries.recently_deleted(session)
         stats = feedback_by_entry(session)
         just_deleted = request.args.get("deleted", "")
         undo = next((e for e in deleted if e.slug == just_deleted), None)
@@ -135,11 +130,7 @@ def new() -> str:
 def _prefill_from_queue(form: EntryForm, ids: list[int]) -> None:
     """The newest queued question becomes the question; other phrasings become aliases."""
     with core().sessions() as session:
-        rows = session.execute(
-            select(AskLog.id, AskLog.question)
-            .where(AskLog.id.in_(ids), AskLog.abstained.is_(True))
-            .order_by(AskLog.created_at.desc(), AskLog.id.desc())
-        ).all()
+        rows = entry_queries.queued_phrasings(session, ids)
     if not rows:
         return
     form.resolves = sorted(r[0] for r in rows)
@@ -172,6 +163,9 @@ def create() -> str | BaseResponse | tuple[str, int]:
     except editing.SlugTaken:  # someone created the same slug a moment ago
         form.errors["slug"] = translate("ta.slug_taken")
         return _editor(form, mode="new"), 409
+    except editing.Invalid as exc:
+        form.add_errors(exc.errors)
+        return _editor(form, mode="new"), 400
     again = result.entry.version > 1  # a deleted entry's slug: it is back, history kept
     flash(translate("ta.created_again" if again else "ta.created", slug=data.slug), "success")
     if answered:
@@ -216,6 +210,9 @@ def update(slug: str) -> str | BaseResponse | tuple[str, int]:
         )
     except editing.NotFound:
         return _not_found()
+    except editing.Invalid as exc:
+        form.add_errors(exc.errors)
+        return _editor(form, mode="edit"), 400
     except editing.Stale:
         return _stale(form, data)
     if result.outcome == "unchanged":
@@ -232,12 +229,7 @@ def _stale(form: EntryForm, draft: EntryData) -> tuple[str, int]:
         if current is None:
             form.errors["form"] = translate("ta.deleted_meanwhile")
             return _editor(form, mode="edit"), 409
-        last = session.scalar(
-            select(EntryRevision)
-            .where(EntryRevision.entry_id == current.id)
-            .order_by(EntryRevision.number.desc())
-            .limit(1)
-        )
+        last = next(iter(entry_queries.revisions(session, current.id, limit=1)), None)
         stale = {
             "version": current.version,
             "author": last.author if last else "?",
@@ -293,12 +285,7 @@ def history(slug: str) -> str | tuple[str, int]:
         entry = entry_by_slug(session, slug, deleted=True)
         if entry is None:
             return _not_found()
-        revisions = session.scalars(
-            select(EntryRevision)
-            .where(EntryRevision.entry_id == entry.id)
-            .order_by(EntryRevision.number.desc())
-            .limit(MAX_REVISIONS_SHOWN + 1)
-        ).all()
+        revisions = entry_queries.revisions(session, entry.id, limit=MAX_REVISIONS_SHOWN + 1)
         items = []
         for i, rev in enumerate(revisions[:MAX_REVISIONS_SHOWN]):
             previous = revisions[i + 1] if i + 1 < len(revisions) else None
@@ -357,7 +344,7 @@ def experiments_catalogue() -> dict[str, dict[str, Any]]:
 
 def _editor(form: EntryForm, mode: str, **extra: Any) -> str:
     with core().sessions() as session:
-        courses = list(session.scalars(select(Course.code).order_by(Course.code)))
+        courses = entry_queries.course_codes(session)
     catalogue = experiments_catalogue()
     param_errors = {k[len("param-") :]: v for k, v in form.errors.items() if k.startswith("param-")}
     return render_template(

@@ -12,46 +12,24 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
+from dataclasses import asdict
 from typing import Any, TypeVar
 
 from flask import Blueprint, Flask, Response, jsonify, request, url_for
 from pydantic import ValidationError
-from sqlalchemy import ColumnElement
 
 from knowledge import editing
 from knowledge.schema import EntryData
-from knowledge.tables import Citation as CitationRow
-from knowledge.tables import Course, Entry
-from runners import registry
+from knowledge.tables import Entry
+from service import api_models as m
 from service import presenters
 from service.auth_tokens import current_principal, require_scope
 from service.errors import ApiError
 from service.extensions import core
-from service.request_bodies import json_object, reject_unknown
+from service.openapi import api, field_errors, refusal, responses
 
 bp = Blueprint("write", __name__, url_prefix="/api/v1")
-
-ENTRY_FIELDS = frozenset(EntryData.model_fields)
-
-
-def _length(column: ColumnElement[Any]) -> int:
-    length = getattr(column.type, "length", None)
-    assert isinstance(length, int), column
-    return length
-
-
-COLUMN_LIMITS: dict[str, int] = {
-    "course": _length(Course.__table__.c.code),
-    "venue": _length(CitationRow.__table__.c.venue),
-}
-MAX_DEPTH = 16
-MAX_VERSION = 2**31 - 1
-# One entity tag as GET returned it ("3"); W/"3" and a bare 3 are taken for the same version.
-IF_MATCH_RE = re.compile(r'^\s*(?:W/)?(?:"[0-9]{1,18}"|[0-9]{1,18})\s*$')
-# Control characters other than tab, newline and carriage return (NUL included).
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 T = TypeVar("T")
 
 
@@ -61,15 +39,21 @@ def etag(version: int) -> str:
 
 @bp.post("/entries")
 @require_scope("write")
-def create_entry() -> tuple[Response, int, dict[str, str]]:
-    body = json_object()
-    reject_unknown(body, set(ENTRY_FIELDS))
-    check_values(body)
-    data = validate_entry(body)
+@api.validate(
+    resp=responses(
+        {201: m.EntryDetail}, 401, 403, 413, 415, HTTP_409="The slug is taken (slug_taken)."
+    ),
+    tags=["entries"],
+    operation_id="createEntry",
+)
+def create_entry(json: m.EntryCreate) -> tuple[Response, int, dict[str, str]]:
+    """Create an entry (write scope)"""
     try:
-        result, _ = editing.create(core().sessions, data, author=_author())
+        result, _ = editing.create(core().sessions, json, author=_author())
     except editing.SlugTaken:
-        raise _slug_taken(data.slug) from None
+        raise _slug_taken(json.slug) from None
+    except editing.Invalid as exc:
+        raise _invalid(exc) from None
     entry = result.entry
     headers = {
         "ETag": etag(entry.version),
@@ -80,17 +64,35 @@ def create_entry() -> tuple[Response, int, dict[str, str]]:
 
 @bp.put("/entries/<slug>")
 @require_scope("write")
-def update_entry(slug: str) -> tuple[Response, int, dict[str, str]]:
-    body = json_object()
-    reject_unknown(body, set(ENTRY_FIELDS) | {"version"})
-    check_values(body)
-    expected = precondition(body.pop("version", None), "body")
-    if body.get("slug", slug) != slug:
-        raise ApiError(
-            400, "slug_mismatch", "The slug in the body differs from the URL.", field="slug"
-        )
+@api.validate(
+    query=m.CourseQuery,
+    headers=m.IfMatch,
+    resp=responses(
+        {200: m.EntryDetail},
+        401,
+        403,
+        404,
+        412,
+        413,
+        415,
+        428,
+        HTTP_409="The version in the body is stale (version_conflict).",
+    ),
+    tags=["entries"],
+    operation_id="updateEntry",
+)
+def update_entry(
+    slug: str, json: m.EntryUpdate, query: m.CourseQuery, headers: m.IfMatch
+) -> tuple[Response, int, dict[str, str]]:
+    """Replace an entry (write scope; If-Match or version required)"""
+    body = json.model_dump(exclude_unset=True, exclude={"version"})
+    expected = precondition(headers.if_match, json.version, "body")
 
     def changes(entry: Entry) -> EntryData:
+        if body.get("slug", slug) != slug:
+            raise ApiError(
+                400, "slug_mismatch", "The slug in the body differs from the URL.", field="slug"
+            )
         course = entry.course.code
         if body.get("course", course) != course:
             raise ApiError(
@@ -110,7 +112,7 @@ def update_entry(slug: str) -> tuple[Response, int, dict[str, str]]:
             changes,
             author=_author(),
             expected=[v for v, _ in expected],
-            course=request.args.get("course"),
+            course=query.course,
         ),
     )
     entry = result.entry
@@ -119,8 +121,18 @@ def update_entry(slug: str) -> tuple[Response, int, dict[str, str]]:
 
 @bp.delete("/entries/<slug>")
 @require_scope("write")
-def remove_entry(slug: str) -> tuple[str, int]:
-    expected = precondition(_query_version(), "query")
+@api.validate(
+    query=m.DeleteQuery,
+    headers=m.IfMatch,
+    resp=responses(
+        {204: None}, 401, 403, 404, 412, 428, HTTP_409="The version is stale (version_conflict)."
+    ),
+    tags=["entries"],
+    operation_id="deleteEntry",
+)
+def remove_entry(slug: str, query: m.DeleteQuery, headers: m.IfMatch) -> tuple[str, int]:
+    """Delete an entry (write scope; If-Match or version required)"""
+    expected = precondition(headers.if_match, query.version, "query")
     _edit(
         slug,
         expected,
@@ -129,7 +141,7 @@ def remove_entry(slug: str) -> tuple[str, int]:
             slug,
             author=_author(),
             expected=[v for v, _ in expected],
-            course=request.args.get("course"),
+            course=query.course,
         ),
     )
     return "", 204
@@ -141,6 +153,8 @@ def _edit(slug: str, expected: list[tuple[int, str]], write: Callable[[], T]) ->
         return write()
     except editing.NotFound:
         raise ApiError(404, "unknown_slug", f"No entry with slug {slug!r}.") from None
+    except editing.Invalid as exc:
+        raise _invalid(exc) from None
     except editing.Stale as exc:
         # 412 if the If-Match version is the stale one, else 409 (body or query version).
         stale = [source for version, source in expected if version != exc.current]
@@ -151,115 +165,31 @@ def _edit(slug: str, expected: list[tuple[int, str]], write: Callable[[], T]) ->
 # -- validation ------------------------------------------------------------------
 
 
-def check_values(value: Any, path: str = "", depth: int = 0) -> None:
-    """Refuse nesting deeper than MAX_DEPTH and control characters in any string."""
-    if depth > MAX_DEPTH:
-        raise ApiError(400, "too_deep", f"The body nests deeper than {MAX_DEPTH} levels.")
-    if isinstance(value, str):
-        if _CONTROL.search(value):
-            raise ApiError(
-                400,
-                "invalid_characters",
-                f"{path or 'body'}: control characters (such as NUL) are not allowed.",
-                field=path or None,
-            )
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            child = f"{path}.{key}" if path else str(key)
-            check_values(key, child, depth + 1)
-            check_values(item, child, depth + 1)
-    elif isinstance(value, list):
-        for i, item in enumerate(value):
-            check_values(item, f"{path}.{i}" if path else str(i), depth + 1)
-
-
 def validate_entry(body: dict[str, Any]) -> EntryData:
-    """EntryData from the body, the runner checked against the registry; 400 per field."""
+    """EntryData from the body; 400 per field."""
     try:
-        data = EntryData.model_validate(body)
+        return EntryData.model_validate(body)
     except ValidationError as exc:
-        raise _invalid(_errors(exc)) from None
-    too_long = column_errors(data)
-    if too_long:
-        raise _invalid(too_long)
-    if data.runner is not None:
-        if data.runner.name not in registry.EXPERIMENTS:
-            raise _invalid(
-                [
-                    {
-                        "field": "runner.name",
-                        "code": "unknown_experiment",
-                        "message": f"Unknown experiment {data.runner.name!r}; "
-                        f"known: {', '.join(registry.names())}.",
-                    }
-                ]
-            )
-        try:
-            registry.spec(data.runner.name).Params.model_validate(data.runner.params)
-        except ValidationError as exc:
-            raise _invalid(_errors(exc, prefix="runner.params")) from None
-    return data
-
-
-def column_errors(data: EntryData) -> list[dict[str, str]]:
-    """Fields EntryData allows longer than their database column (PostgreSQL would refuse)."""
-    values = [("course", data.course, COLUMN_LIMITS["course"])]
-    values += [
-        (f"citations.{i}.venue", c.venue, COLUMN_LIMITS["venue"])
-        for i, c in enumerate(data.citations)
-    ]
-    return [
-        {
-            "field": field,
-            "code": "string_too_long",
-            "message": f"String should have at most {limit} characters",
-        }
-        for field, value, limit in values
-        if len(value) > limit
-    ]
-
-
-def _errors(exc: ValidationError, prefix: str = "") -> list[dict[str, str]]:
-    out = []
-    for err in exc.errors(include_url=False, include_input=False):
-        parts = [str(p) for p in err["loc"] if p != "[key]"]
-        # A cross-field rule names its field in the context (knowledge.schema.rule_error).
-        parts = parts or str(err.get("ctx", {}).get("field", "body")).split(".")
-        field = ".".join(([prefix] if prefix else []) + parts)
-        message = str(err["msg"]).removeprefix("Value error, ")
-        out.append({"field": field, "code": str(err["type"]), "message": message})
-    return out
-
-
-def _invalid(errors: list[dict[str, str]]) -> ApiError:
-    first = errors[0]
-    return ApiError(
-        400,
-        "validation_failed",
-        f"{first['field']}: {first['message']}",
-        field=first["field"],
-        errors=errors,
-    )
+        raise refusal(field_errors(exc), EntryData) from None
 
 
 # -- preconditions -----------------------------------------------------------------
 
 
-def precondition(value: Any, source: str) -> list[tuple[int, str]]:
+def precondition(if_match: str | None, version: int | None, source: str) -> list[tuple[int, str]]:
     """The versions the client says it edited, with where each came from ("if-match",
-    "body" or "query"); If-Match first. None at all: 428."""
+    "body" or "query"); If-Match first (m.IfMatch has checked its form). None at all: 428."""
     expected: list[tuple[int, str]] = []
-    header = request.headers.get("If-Match")
-    if header is not None:
-        expected.append((_if_match_version(header), "if-match"))
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)
-    if value is not None:
-        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_VERSION:
+    if if_match is not None:
+        if if_match.strip() == "*":
             raise ApiError(
-                400, "wrong_type", "version must be a positive integer.", field="version"
+                428,
+                "precondition_required",
+                "If-Match: * does not protect against lost updates; send the entry's ETag.",
             )
-        expected.append((value, source))
+        expected.append((int(if_match.strip().removeprefix("W/").strip('"')), "if-match"))
+    if version is not None:
+        expected.append((version, source))
     if not expected:
         raise ApiError(
             428,
@@ -268,32 +198,6 @@ def precondition(value: Any, source: str) -> list[tuple[int, str]]:
             "so that a concurrent edit is not overwritten.",
         )
     return expected
-
-
-def _if_match_version(header: str) -> int:
-    if header.strip() == "*":
-        raise ApiError(
-            428,
-            "precondition_required",
-            "If-Match: * does not protect against lost updates; send the entry's ETag.",
-        )
-    if not IF_MATCH_RE.match(header):
-        raise ApiError(
-            400,
-            "invalid_if_match",
-            'If-Match must be the one ETag GET returned, such as "3".',
-            field="If-Match",
-        )
-    return int(header.strip().removeprefix("W/").strip('"'))
-
-
-def _query_version() -> int | None:
-    raw = request.args.get("version")
-    if raw is None:
-        return None
-    if not raw.isascii() or not raw.isdigit() or len(raw) > 10:
-        raise ApiError(400, "wrong_type", "version must be a positive integer.", field="version")
-    return int(raw)
 
 
 def _stale(source: str, current: int | None) -> ApiError:
@@ -306,6 +210,10 @@ def _stale(source: str, current: int | None) -> ApiError:
     if source == "if-match":
         return ApiError(412, "precondition_failed", message, headers=headers, **extra)
     return ApiError(409, "version_conflict", message, field="version", headers=headers, **extra)
+
+
+def _invalid(exc: editing.Invalid) -> ApiError:
+    return refusal([asdict(error) for error in exc.errors], EntryData)
 
 
 def _slug_taken(slug: str) -> ApiError:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
 import pytest
 from flask import Flask
 from sqlalchemy import select
@@ -90,3 +93,96 @@ def test_phrasings_join_an_entry_once_each_in_its_own_languages() -> None:
     q, aliases = editing.merge_phrasings({}, {}, phrasings, new_languages=True)
     assert q == {"en": phrasings[0].replace("  ", " "), "ja": "アテンションの√dは何のため？"}
     assert aliases == {"en": ["What does the √d in attention do?"]}
+
+
+@pytest.mark.parametrize(
+    ("runner", "field", "code"),
+    [
+        ({"name": "rm_rf", "params": {}}, "runner.name", "unknown_experiment"),
+        ({"name": "double_descent", "params": {"ridge": 99}}, "runner.params.ridge", None),
+        # Strict, as JSON is: a string is not a number even when it reads as one.
+        ({"name": "double_descent", "params": {"ridge": "0.5"}}, "runner.params.ridge", None),
+    ],
+)
+def test_an_unusable_experiment_is_refused_by_the_core(
+    app: Flask, runner: dict[str, object], field: str, code: str | None
+) -> None:
+    sessions = app.extensions["core"].sessions
+    before = row_counts(app)
+    with pytest.raises(editing.Invalid) as refused:
+        editing.create(sessions, data(runner=runner), author="ta")
+    assert refused.value.field == field
+    assert code is None or refused.value.code == code
+    assert row_counts(app) == before
+    editing.create(sessions, data(), author="ta")
+    with pytest.raises(editing.Invalid):
+        editing.update(
+            sessions,
+            "api-made-entry",
+            lambda _: data(runner=runner),
+            author="ta",
+            expected=[1],
+        )
+    with app.extensions["core"].sessions() as session:
+        assert find_entry(session, "api-made-entry").version == 1
+
+
+def test_every_rule_of_the_schema_has_words_in_both_interface_languages() -> None:
+    from pydantic import ValidationError
+
+    from service.i18n import STRINGS
+
+    body = entry_body()
+    broken = [
+        {**body, "question": {}, "answer": {}},
+        {**body, "answer": {"ja": "答え"}},
+        {**body, "citations": [body["citations"][0]] * 2},
+        {**body, "answer": {"en": "See [@nobody2020]."}},
+        {**body, "citations": [{k: v for k, v in body["citations"][0].items() if k != "url"}]},
+    ]
+    rules = set()
+    for case in broken:
+        with pytest.raises(ValidationError) as exc:
+            EntryData.model_validate(case)
+        rules |= {e["ctx"]["rule"] for e in exc.value.errors() if "rule" in e.get("ctx", {})}
+    assert rules == {
+        "one_language",
+        "same_languages",
+        "duplicate_key",
+        "unknown_keys",
+        "needs_link",
+    }
+    for rule in rules:
+        en, ja = STRINGS[f"form.{rule}"]
+        assert en and ja and en != ja
+
+
+def test_concurrent_writes_sharing_new_text_all_land(app: Flask) -> None:
+    """Six writers at once, each storing the same new answer text (so the same new
+    embeddings) under its own slug: every one lands, then every one's update to another
+    shared text does too. On PostgreSQL (the scaled suite) they race for the same rows."""
+    sessions = app.extensions["core"].sessions
+    writers = 6
+    answer = "Shared text that no entry has yet, cited [@krogh1992]. Run {}."
+    barrier = threading.Barrier(writers)
+
+    def create(i: int) -> str:
+        barrier.wait()
+        body = data(slug=f"race-{i}", answer={"en": answer.format("one")}, course="race-course")
+        return editing.create(sessions, body, author="ta")[0].outcome
+
+    def update(i: int) -> str:
+        barrier.wait()
+        body = data(slug=f"race-{i}", answer={"en": answer.format("two")}, course="race-course")
+        return editing.update(
+            sessions, f"race-{i}", lambda _: body, author="ta", expected=[1]
+        ).outcome
+
+    with ThreadPoolExecutor(writers) as pool:
+        assert list(pool.map(create, range(writers))) == ["created"] * writers
+        assert list(pool.map(update, range(writers))) == ["updated"] * writers
+    with sessions() as session:
+        for i in range(writers):
+            entry = find_entry(session, f"race-{i}")
+            assert entry is not None and entry.version == 2
+            assert "Run two" in entry.answer["en"]

@@ -14,7 +14,7 @@ from schemathesis.specs.openapi.definitions import OPENAPI_31
 from werkzeug.test import TestResponse
 
 from knowledge.text import normalize
-from service.openapi_spec import NOT_BLANK
+from service.api_models import NOT_BLANK, SPACE_CHARS
 from tests.api_fixtures import bearer, entry_body, make_token
 
 METHODS = {"get", "put", "post", "delete", "patch"}
@@ -76,6 +76,17 @@ def test_blank_question_pattern_matches_the_api() -> None:
         assert (normalize(char.replace("\x00", "")) == "") == (not not_blank.search(char)), hex(
             code
         )
+
+
+def test_space_class_is_what_strip_removes() -> None:
+    """Entry strings are stripped before their length is checked; the document's patterns
+    for that use this class."""
+    space = re.compile(f"[{SPACE_CHARS}]")
+    for code in range(0x110000):
+        if 0xD800 <= code <= 0xDFFF:
+            continue
+        char = chr(code)
+        assert char.isspace() == bool(space.fullmatch(char)) == (char.strip() == ""), hex(code)
 
 
 def flask_to_openapi(rule: str) -> str:

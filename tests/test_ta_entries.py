@@ -131,6 +131,16 @@ def test_the_editor_s_own_checks_speak_the_interface_language(ta: FlaskClient) -
     assert "連続しないハイフン" in text(res)
 
 
+def test_schema_checks_speak_the_interface_language_too(ta: FlaskClient) -> None:
+    """Limits the form does not check itself (pydantic's) come back in Japanese, too."""
+    ta.get("/lang/ja")
+    res = post(ta, "/ta/entries/new", entry_form(**{"cite-0-title": "t" * 501}))
+    assert res.status_code == 400
+    errors = re.search(r'id="form-errors".*?</section>', text(res), re.S)
+    assert errors and "500 文字以内で入力してください" in errors.group(0), text(res)
+    assert 'aria-describedby="err-cite-0-title"' in text(res)
+
+
 def test_raw_html_in_a_form_is_shown_as_text_not_run(ta: FlaskClient, client: FlaskClient) -> None:
     hostile = entry_form(
         slug="hostile",
