@@ -8,6 +8,7 @@ from contextlib import contextmanager
 from typing import Any, cast
 
 from sqlalchemy import CursorResult, Engine, Result, create_engine, event
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
 
@@ -44,6 +45,24 @@ def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
     """A session that commits on success and rolls back on any error."""
     with factory() as session, session.begin():
         yield session
+
+
+def insert_missing(
+    session: Session, model: type[Any], rows: list[dict[str, Any]], keys: list[str]
+) -> None:
+    """INSERT ``rows``, skipping those whose ``keys`` already exist (ON CONFLICT DO NOTHING).
+
+    For rows that concurrent writers may add at once (an embedding shared by two entries,
+    a new course): on PostgreSQL the later writer waits for the earlier one and skips the
+    row instead of failing on the unique constraint. Rows go in key order so that two
+    writers never wait for each other.
+    """
+    if not rows:
+        return
+    name = session.get_bind().dialect.name
+    insert: Any = postgresql.insert if name == "postgresql" else sqlite.insert
+    ordered = sorted(rows, key=lambda row: [row[k] for k in keys])
+    session.execute(insert(model).values(ordered).on_conflict_do_nothing(index_elements=keys))
 
 
 def rows_changed(result: Result[Any]) -> int:

@@ -18,7 +18,7 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
 from knowledge import embedders
-from knowledge.db import rows_changed
+from knowledge.db import insert_missing, rows_changed
 from knowledge.lexical import tokens
 from knowledge.schema import EntryData
 from knowledge.tables import (
@@ -95,10 +95,9 @@ def entry_data(entry: Entry) -> EntryData:
 
 def get_course(session: Session, code: str, create: bool = False) -> Course | None:
     course = session.scalar(select(Course).where(Course.code == code))
-    if course is None and create:
-        course = Course(code=code, title=code)
-        session.add(course)
-        session.flush()
+    if course is None and create:  # another writer may be adding the same course
+        insert_missing(session, Course, [{"code": code, "title": code}], ["code"])
+        course = session.scalar(select(Course).where(Course.code == code))
     return course
 
 
@@ -338,11 +337,12 @@ def ensure_embeddings(
             _recent.put(model, h, blobs[h])
         if progress:
             progress(start + len(chunk), len(to_encode))
-    session.add_all(
-        Embedding(model=model, text_hash=h, dim=len(blobs[h]) // 4, vector=blobs[h])
+    rows = [
+        {"model": model, "text_hash": h, "dim": len(blobs[h]) // 4, "vector": blobs[h]}
         for h in missing
-    )
-    session.flush()
+    ]
+    for start in range(0, len(rows), 500):  # bounded statements (bind parameter limits)
+        insert_missing(session, Embedding, rows[start : start + 500], ["model", "text_hash"])
     return len(missing)
 
 

@@ -46,6 +46,13 @@ class Settings(BaseSettings):
     RATELIMIT_ASK_TOKEN: str = "300 per minute"
     RATELIMIT_RUN: str = "20 per minute"
     RATELIMIT_RUN_TOKEN: str = "120 per minute"
+    # TA logins: failed attempts allowed per address and username, and per address.
+    LOGIN_LIMIT_PER_USER: str = "5 per 10 minutes"
+    LOGIN_LIMIT_PER_ADDRESS: str = "20 per 10 minutes"
+    # Behind proxies: how many (X-Forwarded-For/-Proto are trusted that many hops deep).
+    TRUSTED_PROXY_HOPS: int = Field(default=0, ge=0, le=5)
+    # The session cookie is Secure over https; this makes it Secure always.
+    SESSION_COOKIE_SECURE: bool = False
 
 
 @cache

@@ -67,9 +67,22 @@ def torch_version() -> str:
 
 
 def canonical_params(name: str, params: dict[str, Any]) -> dict[str, Any]:
-    """Validated params with defaults filled in (raises pydantic.ValidationError)."""
-    model = registry.spec(name).Params.model_validate(params)
-    return model.model_dump(mode="json")
+    """Validated params with defaults filled in (raises pydantic.ValidationError), in one
+    form per value: strict types as in JSON ("20", 20.0, true and "yes" are not integers or
+    booleans; an integer is a valid number), and -0.0 is 0.0, so equal requests share a
+    cache key."""
+    model = registry.spec(name).Params.model_validate(params, strict=True)
+    return _canonical(model.model_dump(mode="json"))
+
+
+def _canonical(value: Any) -> Any:
+    if isinstance(value, float):
+        return 0.0 if value == 0 else value
+    if isinstance(value, dict):
+        return {k: _canonical(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_canonical(v) for v in value]
+    return value
 
 
 def cache_key(name: str, params: dict[str, Any], seed: int) -> str:
@@ -128,6 +141,21 @@ def request_run(
                 raise
             return RunRequest(existing, existing.status == "succeeded", False)
         return RunRequest(run, False, True)
+
+
+def fail_unqueued(factory: sessionmaker[Session], run_id: str) -> None:
+    """A run the queue refused: failed, so that an identical request can queue anew."""
+    with factory() as session, session.begin():
+        run = session.get(Run, run_id)
+        if run is not None and run.status == "queued":
+            run.status, run.error_code = "failed", "queue_unavailable"
+            run.error, run.active_key = "The job queue was unavailable.", None
+
+
+def figure_png(session: Session, run_id: str, number: int) -> bytes | None:
+    return session.scalar(
+        select(RunFigure.png).where(RunFigure.run_id == run_id, RunFigure.number == number)
+    )
 
 
 def claim(factory: sessionmaker[Session], run_id: str) -> Run | None:

@@ -7,6 +7,7 @@ from typing import Any
 
 from flask import Flask
 from flask.json.provider import DefaultJSONProvider
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from service import (
     api,
@@ -38,6 +39,10 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     assert isinstance(app.json, DefaultJSONProvider)
     app.json.ensure_ascii = False
     app.json.sort_keys = False
+    hops = int(app.config.get("TRUSTED_PROXY_HOPS") or 0)
+    if hops:  # the client address and scheme as the proxies in front saw them
+        # (Flask documents this wrapping; mypy sees a method replaced)
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)  # type: ignore[method-assign]
 
     extensions.init_app(app)
     errors.init_app(app)

@@ -9,10 +9,8 @@ compared in constant time on every unsafe request to the TA pages.
 from __future__ import annotations
 
 import hmac
+import logging
 import secrets
-import threading
-import time
-from collections import defaultdict, deque
 from datetime import timedelta
 from urllib.parse import urlsplit
 
@@ -22,6 +20,7 @@ from flask import (
     Response,
     current_app,
     g,
+    has_request_context,
     jsonify,
     redirect,
     render_template,
@@ -29,6 +28,8 @@ from flask import (
     session,
     url_for,
 )
+from flask.sessions import SecureCookieSessionInterface
+from limits import RateLimitItem, parse
 from werkzeug.wrappers import Response as BaseResponse
 
 from knowledge.accounts import authenticate
@@ -36,6 +37,9 @@ from knowledge.tables import User
 from service.auth_tokens import Principal, register_session_principal
 from service.extensions import core
 from service.i18n import translate
+from service.limits import limiter
+
+log = logging.getLogger(__name__)
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 CSRF_FIELD = "csrf_token"
@@ -116,39 +120,62 @@ def local_path(target: str | None, default: str = "/") -> str:
 
 # -- failed-login throttle --------------------------------------------------
 class LoginThrottle:
-    """At most ``limit`` failed logins per client address and username in ``window_s``."""
+    """Failed TA logins, counted in the rate limiter's storage (shared by every web process
+    when it is Redis): per client address and username, and per address whatever the
+    username (password spraying). A username locked from one address can still log in
+    from another, so no one can lock a TA out for everyone. Checked before the password
+    hash is computed."""
 
-    def __init__(self, limit: int = 5, window_s: float = 600.0) -> None:
-        self.limit = limit
-        self.window_s = window_s
-        self._failures: dict[tuple[str, str], deque[float]] = defaultdict(deque)
-        self._lock = threading.Lock()
+    def _limits(self) -> list[tuple[RateLimitItem, tuple[str, ...]]]:
+        return [
+            (parse(current_app.config["LOGIN_LIMIT_PER_USER"]), ("user",)),
+            (parse(current_app.config["LOGIN_LIMIT_PER_ADDRESS"]), ()),
+        ]
 
-    def _recent(self, key: tuple[str, str], now: float) -> deque[float]:
-        times = self._failures[key]
-        while times and now - times[0] > self.window_s:
-            times.popleft()
-        return times
+    @staticmethod
+    def _key(scope: tuple[str, ...], address: str, username: str) -> tuple[str, ...]:
+        prefix = str(current_app.config.get("RATELIMIT_KEY_PREFIX", ""))
+        return (prefix, "login", address, *(username.lower() for _ in scope))
 
     def blocked(self, address: str, username: str) -> bool:
-        with self._lock:
-            return len(self._recent((address, username.lower()), time.monotonic())) >= self.limit
+        strategy = limiter().limiter
+        try:
+            return any(
+                not strategy.test(limit, *self._key(scope, address, username))
+                for limit, scope in self._limits()
+            )
+        except Exception:  # storage down: the password check still stands
+            log.warning("login throttle storage unavailable", exc_info=True)
+            return False
 
     def failed(self, address: str, username: str) -> None:
-        with self._lock:
-            now = time.monotonic()
-            self._recent((address, username.lower()), now).append(now)
-            if len(self._failures) > 10_000:  # forget idle keys
-                for key in [k for k, v in self._failures.items() if not v]:
-                    del self._failures[key]
+        strategy = limiter().limiter
+        try:
+            for limit, scope in self._limits():
+                strategy.hit(limit, *self._key(scope, address, username))
+        except Exception:
+            log.warning("login throttle storage unavailable", exc_info=True)
 
     def succeeded(self, address: str, username: str) -> None:
-        with self._lock:
-            self._failures.pop((address, username.lower()), None)
+        limit, scope = self._limits()[0]
+        try:
+            limiter().limiter.clear(limit, *self._key(scope, address, username))
+        except Exception:
+            log.warning("login throttle storage unavailable", exc_info=True)
 
 
 def throttle() -> LoginThrottle:
     return current_app.extensions["login_throttle"]
+
+
+class HttpsSessions(SecureCookieSessionInterface):
+    """The session cookie is Secure whenever the request came over https (behind a proxy:
+    with TRUSTED_PROXY_HOPS set), or always with SESSION_COOKIE_SECURE."""
+
+    def get_cookie_secure(self, app: Flask) -> bool:
+        return bool(app.config["SESSION_COOKIE_SECURE"]) or (
+            has_request_context() and request.is_secure
+        )
 
 
 # -- staff blueprints -------------------------------------------------------
@@ -198,9 +225,16 @@ def harden(response: Response) -> Response:
 
 
 def session_principal() -> Principal | None:
-    """A logged-in TA acting on the JSON API (all scopes), for ``service.auth_tokens``."""
+    """A logged-in TA acting on the JSON API (all scopes), for ``service.auth_tokens``.
+
+    An unsafe request must carry the session's CSRF token (``X-CSRF-Token``, as the pages'
+    scripts send it); without it the session does not count (``g.session_needs_csrf``).
+    """
     user = current_user()
     if user is None:
+        return None
+    if request.method not in SAFE_METHODS and not csrf_valid():
+        g.session_needs_csrf = True
         return None
     return Principal(
         kind="session",
@@ -216,6 +250,7 @@ def init_app(app: Flask) -> None:
     if app.config.get("PERMANENT_SESSION_LIFETIME") == timedelta(days=31):  # Flask's default
         app.config["PERMANENT_SESSION_LIFETIME"] = timedelta(hours=12)
     app.extensions["login_throttle"] = LoginThrottle()
+    app.session_interface = HttpsSessions()
     app.jinja_env.globals["csrf_token"] = csrf_token
     app.jinja_env.globals["current_user"] = current_user
     register_session_principal(app, session_principal)

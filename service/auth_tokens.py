@@ -93,6 +93,12 @@ def require_scope(scope: str, *, anonymous: bool = False) -> Callable[[F], F]:
         def wrapped(*args: Any, **kwargs: Any) -> Any:
             principal = current_principal()
             if principal is None:
+                if g.get("session_needs_csrf") and not anonymous:
+                    raise ApiError(
+                        403,
+                        "csrf_failed",
+                        "A logged-in session must send its X-CSRF-Token header with writes.",
+                    )
                 if not anonymous or token_required_for_read():
                     raise _unauthorized(
                         "token_required", f"This needs a token with the {scope!r} scope."

@@ -45,4 +45,8 @@ def default_settings(instance_path: str) -> dict[str, Any]:
         "REQUIRE_TOKEN_FOR_READ": s.REQUIRE_TOKEN_FOR_READ,
         "RATELIMIT_STORAGE_URI": s.RATELIMIT_STORAGE_URI,
         **{name: getattr(s, name) for name in RATE_LIMITS},
+        "LOGIN_LIMIT_PER_USER": s.LOGIN_LIMIT_PER_USER,
+        "LOGIN_LIMIT_PER_ADDRESS": s.LOGIN_LIMIT_PER_ADDRESS,
+        "TRUSTED_PROXY_HOPS": s.TRUSTED_PROXY_HOPS,
+        "SESSION_COOKIE_SECURE": s.SESSION_COOKIE_SECURE,
     }

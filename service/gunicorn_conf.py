@@ -10,6 +10,7 @@ from knowledge.settings import settings
 
 if TYPE_CHECKING:
     from gunicorn.arbiter import Arbiter
+    from gunicorn.http.message import Request
     from gunicorn.workers.base import Worker
 
 # Each request's encoder call runs on one thread: the web role gets its parallelism from
@@ -25,6 +26,9 @@ worker_class = "gthread"
 timeout = 60
 graceful_timeout = 20
 keepalive = 5
+# Headers up to 32 KiB reach the app, which answers anything over 8 KiB with its own
+# JSON 431 under /api (gunicorn's own refusal is an HTML page).
+limit_request_field_size = 32768
 accesslog = _settings.WEB_ACCESS_LOG
 
 
@@ -36,6 +40,15 @@ def on_starting(server: Arbiter) -> None:
             "random value shared by every web process (e.g. python -c "
             "'import secrets; print(secrets.token_urlsafe(48))')"
         )
+
+
+def pre_request(worker: Worker, req: Request) -> None:
+    """A body over the app's limit gets a 413 (service/errors.py): close the connection
+    after it, or the unread rest of the body would be taken for the next request."""
+    limit = worker.wsgi.config.get("MAX_CONTENT_LENGTH")
+    length = next((v for k, v in req.headers if k == "CONTENT-LENGTH"), "")
+    if limit and length.isdigit() and int(length) > limit:
+        req.must_close = True
 
 
 def post_worker_init(worker: Worker) -> None:

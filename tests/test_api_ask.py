@@ -78,10 +78,12 @@ def test_top_k_and_course_filter(client: FlaskClient) -> None:
         json={"question": "What is double descent?", "top_k": 5, "course": "nyu-dl-f20"},
     )
     assert len(res.json["matches"]) == 5
+    before = _log_count(client)
     res = client.post(
         "/api/v1/ask", json={"question": "What is double descent?", "course": "other"}
     )
-    assert res.json["abstained"] is True and res.json["matches"] == []
+    assert res.status_code == 404 and res.json["error"]["code"] == "unknown_course"
+    assert res.json["error"]["field"] == "course" and _log_count(client) == before
 
 
 def _log_count(client: FlaskClient) -> int:

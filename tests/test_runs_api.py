@@ -89,6 +89,26 @@ def test_identical_concurrent_requests_share_one_run(app: Flask) -> None:
     assert len(ids) == 1
 
 
+@pytest.mark.parametrize(
+    "params",
+    [{"n_train": "100"}, {"n_train": " 100 "}, {"n_train": 100.0}, {"n_train": True}],
+)
+def test_parameters_are_typed_strictly(client: FlaskClient, params: dict[str, object]) -> None:
+    res = client.post("/api/v1/entries/double-descent/runs", json={"params": params})
+    assert res.status_code == 400 and res.json["error"]["code"] == "invalid_params"
+    assert res.json["error"]["field"] == "params.n_train"
+
+
+def test_equal_parameters_share_one_cache_key(client: FlaskClient) -> None:
+    runs = [
+        client.post("/api/v1/entries/double-descent/runs", json={"params": {"ridge": ridge}})
+        for ridge in (0.0, -0.0, 0)
+    ]
+    assert {r.status_code for r in runs} <= {200, 202}
+    assert len({r.json["id"] for r in runs}) == 1
+    assert runs[0].json["params"]["ridge"] == 0.0
+
+
 def test_queued_runs_survive_without_a_consumer_then_run(
     client: FlaskClient, worker: Callable
 ) -> None:

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Callable, Iterator
+
+import pytest
 from flask import Flask
 from flask.testing import FlaskClient, FlaskCliRunner
 from sqlalchemy import select
@@ -197,8 +201,114 @@ def test_a_ta_session_can_write_through_the_api(app: Flask) -> None:
     anonymous = app.test_client().post("/api/v1/entries", json=body)
     assert anonymous.status_code == 401
     client = ta_client(app)
-    res = client.post("/api/v1/entries", json=body)
+    res = client.post("/api/v1/entries", json=body, headers={"X-CSRF-Token": csrf_token(client)})
     assert res.status_code == 201, res.json
     with app.extensions["core"].sessions() as session:
         entry = find_entry(session, "from-the-api")
         assert entry.revisions[-1].author.endswith("tanaka")
+
+
+def _login_from(client: FlaskClient, address: str, username: str, password: str) -> int:
+    token = csrf_token(client)
+    res = client.post(
+        "/ta/login",
+        data={"username": username, "password": password, "csrf_token": token},
+        environ_base={"REMOTE_ADDR": address},
+    )
+    return res.status_code
+
+
+@pytest.fixture
+def redis_limits() -> Iterator[dict[str, str]]:
+    """Settings for web replicas counting in one Redis (each test its own key prefix)."""
+    redis = pytest.importorskip("redis")
+    url = "redis://127.0.0.1:6379/15"
+    try:
+        redis.Redis.from_url(url).ping()
+    except redis.exceptions.ConnectionError:
+        pytest.skip("no Redis server at 127.0.0.1:6379")
+    prefix = f"ra-test-{uuid.uuid4().hex[:8]}"
+    yield {"RATELIMIT_STORAGE_URI": url, "RATELIMIT_KEY_PREFIX": prefix}
+    client = redis.Redis.from_url(url)
+    for key in client.scan_iter(f"*{prefix}*"):
+        client.delete(key)
+
+
+def test_the_login_throttle_is_shared_by_replicas_and_spares_other_addresses(
+    make_app: Callable[..., Flask], redis_limits: dict[str, str]
+) -> None:
+    web1, web2 = make_app(**redis_limits), make_app(**redis_limits)  # one database
+    create_user(web1)
+    clients = [web1.test_client(), web2.test_client()]
+    attacker, ta_address = "203.0.113.7", "198.51.100.20"
+    for i in range(5):  # a new connection per try, alternating replicas
+        assert _login_from(clients[i % 2], attacker, "tanaka", "wrong password!") == 401
+    assert _login_from(clients[1], attacker, "tanaka", PASSWORD) == 429
+    assert _login_from(clients[0], attacker, "tanaka", PASSWORD) == 429
+    # The TA, from an address that has not been failing, still gets in.
+    assert _login_from(web2.test_client(), ta_address, "tanaka", PASSWORD) == 302
+
+
+def test_one_address_cannot_spray_passwords_over_many_usernames(app: Flask) -> None:
+    create_user(app)
+    client = app.test_client()
+    sprayer = "203.0.113.9"
+    limit = int(app.config["LOGIN_LIMIT_PER_ADDRESS"].split()[0])
+    for i in range(limit):
+        assert _login_from(client, sprayer, f"user{i}", "a guessed password") == 401
+    assert _login_from(client, sprayer, "someone-else", "a guessed password") == 429
+    assert _login_from(app.test_client(), "198.51.100.21", "tanaka", PASSWORD) == 302
+
+
+def test_behind_a_trusted_proxy_clients_are_told_apart_and_https_is_seen(
+    make_app: Callable[..., Flask],
+) -> None:
+    proxied = make_app(TRUSTED_PROXY_HOPS=1)
+    create_user(proxied)
+    client = proxied.test_client()
+    for _ in range(5):
+        token = csrf_token(client)
+        res = client.post(
+            "/ta/login",
+            data={"username": "tanaka", "password": "wrong password!", "csrf_token": token},
+            headers={"X-Forwarded-For": "203.0.113.7"},
+        )
+        assert res.status_code == 401
+    token = csrf_token(client)
+    ok = client.post(
+        "/ta/login",
+        data={"username": "tanaka", "password": PASSWORD, "csrf_token": token},
+        headers={"X-Forwarded-For": "198.51.100.22", "X-Forwarded-Proto": "https"},
+    )
+    assert ok.status_code == 302  # another client behind the same proxy
+    cookie = next(v for k, v in ok.headers.items() if k == "Set-Cookie" and "session=" in v)
+    assert "Secure" in cookie
+    # Without trusted hops the headers are ignored: the proxy's address is the client's.
+    direct = make_app()  # the same database: the same account
+    plain = direct.test_client()
+    token = csrf_token(plain)
+    res = plain.post(
+        "/ta/login",
+        data={"username": "tanaka", "password": PASSWORD, "csrf_token": token},
+        headers={"X-Forwarded-Proto": "https"},
+    )
+    cookie = next(v for k, v in res.headers.items() if k == "Set-Cookie" and "session=" in v)
+    assert res.status_code == 302 and "Secure" not in cookie
+
+
+def test_a_session_writes_through_the_api_only_with_its_csrf_token(app: Flask) -> None:
+    from tests.api_fixtures import entry_body, row_counts
+
+    client = ta_client(app)
+    before = row_counts(app)
+    forged = client.post("/api/v1/entries", json=entry_body())
+    assert forged.status_code == 403 and forged.json["error"]["code"] == "csrf_failed"
+    assert row_counts(app) == before
+    # Asking needs no session: without the token it is an anonymous ask, not refused.
+    assert (
+        client.post("/api/v1/ask", json={"question": "What is double descent?"}).status_code == 200
+    )
+    made = client.post(
+        "/api/v1/entries", json=entry_body(), headers={"X-CSRF-Token": csrf_token(client)}
+    )
+    assert made.status_code == 201, made.json
