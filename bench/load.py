@@ -259,7 +259,7 @@ def gunicorn(
     port = int(env["WEB_BIND"].rsplit(":", 1)[1])
     with log.open("wb") as out:
         proc = subprocess.Popen(
-            [str(BIN / "gunicorn"), "--config", config, "service.wsgi:app"],
+            [str(BIN / "gunicorn"), "--no-control-socket", "--config", config, "service.wsgi:app"],
             cwd=ROOT,
             env=env,
             stdout=out,

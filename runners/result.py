@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,7 +22,7 @@ class Result:
     metrics: dict[str, Number]
     figures: list[bytes]
     finding: dict[str, str]
-    supports_claim: bool
+    supports_claim: bool | None  # None: the run cannot tell (e.g. training diverged)
     series: dict[str, list[float]] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
@@ -33,6 +34,35 @@ class Result:
             "supports_claim": self.supports_claim,
             "figure_count": len(self.figures),
         }
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, bool) or (isinstance(value, int | float) and math.isfinite(value))
+
+
+def settle_divergence(result: Result) -> Result:
+    """A run whose numbers became infinite or NaN (training diverged, an overflow) as a
+    finding, not an error: the finite metrics and series are kept, ``diverged`` is set,
+    and the run says it cannot test the claim (``supports_claim`` None)."""
+    bad = [k for k, v in result.metrics.items() if not _finite(v)]
+    bad += [k for k, vs in result.series.items() if not all(_finite(v) for v in vs)]
+    if not bad:
+        return result
+    names = ", ".join(sorted(set(bad))[:5])
+    return Result(
+        metrics={**{k: v for k, v in result.metrics.items() if _finite(v)}, "diverged": True},
+        figures=result.figures,
+        finding={
+            "en": f"Training diverged at these settings: some values became infinite or "
+            f"not a number ({names}), so this run cannot test the claim. Try less extreme "
+            "settings, such as a smaller learning rate.",
+            "ja": f"この設定では学習が発散しました。一部の値が無限大または非数になったため"
+            f"（{names}）、この実行では主張を検証できません。学習率を小さくするなど、"
+            "より穏やかな設定をお試しください。",
+        },
+        supports_claim=None,
+        series={k: vs for k, vs in result.series.items() if all(_finite(v) for v in vs)},
+    )
 
 
 def figure_png(fig: Any) -> bytes:

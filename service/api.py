@@ -35,14 +35,15 @@ bp = Blueprint("api", __name__, url_prefix="/api/v1")
 )
 def ask(json: m.AskRequest) -> Response:
     """Ask a question; get the closest curated answer or an abstention"""
-    if json.course is not None:
+    course = json.course.replace("\x00", "") if json.course is not None else None
+    if course is not None:
         with core().sessions() as session:
-            if json.course not in entry_queries.course_codes(session):
-                raise ApiError(404, "unknown_course", f"No course {json.course!r}.", field="course")
+            if course not in entry_queries.course_codes(session):
+                raise ApiError(404, "unknown_course", f"No course {course!r}.", field="course")
     try:
         result = core().retriever.ask(
             json.question.replace("\x00", ""),  # PostgreSQL cannot store NUL in text
-            course=json.course,
+            course=course,
             lang=json.lang,
             top_k=json.top_k,
         )

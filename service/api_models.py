@@ -36,7 +36,8 @@ NOT_BLANK = f"[^\\x00{SPACE_CHARS}]"
 CONTROL_CHARS = r"\x00-\x08\x0b\x0c\x0e-\x1f\x7f"
 
 
-# Strict: "3", 3.0 and true are not integers (bool is an int subclass in Python).
+# Strict: "3" and true are not integers (bool is an int subclass in Python). A whole
+# number such as 3.0 is read as 3 when the body is parsed (service/openapi._number).
 JsonInt = Annotated[int, Strict()]
 # Query strings and headers are never null, and the API refuses NUL in them.
 QueryText = Annotated[str, Field(pattern=r"^[^\x00]*$")]

@@ -100,8 +100,8 @@ def _too_large(exc: RequestEntityTooLarge) -> Response:
     return response
 
 
-def _drain(environ: dict[str, Any], budget: int) -> None:
-    sock, stream = environ.get("gunicorn.socket"), environ.get("wsgi.input")
+def _drain(wsgi: dict[str, Any], budget: int) -> None:
+    sock, stream = wsgi.get("gunicorn.socket"), wsgi.get("wsgi.input")
     if sock is None or stream is None:
         return  # another server: it handles the unread body itself
     previous = sock.gettimeout()
@@ -127,8 +127,9 @@ def init_app(app: Flask) -> None:
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException) -> Response | HTTPException:
-        if not _wants_json():
-            return exc
+        if not _wants_json():  # a page: the styled one when the pages are installed
+            page = current_app.extensions.get("error_page")
+            return page(exc) if page is not None else exc
         status = exc.code or 500
         response = error_response(
             status, HTTP_CODES.get(status, "http_error"), exc.description or ""

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from flask import url_for
 
 from knowledge.index import IndexedEntry
 from knowledge.render import stored_html
-from knowledge.tables import Entry
+from knowledge.schema import cited_keys
+from knowledge.tables import Citation, Entry
 
 
 def pick_lang(available: dict[str, Any], wanted: str) -> str:
@@ -21,9 +22,10 @@ def pick_lang(available: dict[str, Any], wanted: str) -> str:
     return "en" if "en" in available else next(iter(available))
 
 
-def citation_json(entry: Entry) -> list[dict[str, Any]]:
+def citation_json(entry: Entry, order: Sequence[Citation] | None = None) -> list[dict[str, Any]]:
+    """The citations numbered 1, 2, ... in ``order`` (default: as the entry lists them)."""
     out = []
-    for number, c in enumerate(entry.citations, start=1):
+    for number, c in enumerate(entry.citations if order is None else order, start=1):
         item: dict[str, Any] = {
             "number": number,
             "key": c.key,
@@ -83,10 +85,19 @@ _answers: OrderedDict[tuple[str, str], dict[str, Any]] = OrderedDict()
 _answers_lock = threading.Lock()
 
 
+def by_first_use(entry: Entry, markdown: str) -> list[Citation]:
+    """The entry's citations in the order ``markdown`` first cites them; uncited ones last,
+    as listed. A student reads [1], [2], [3] in that order."""
+    first = {key: i for i, key in enumerate(cited_keys(markdown))}
+    listed = list(entry.citations)
+    return sorted(listed, key=lambda c: (first.get(c.key, len(first)), listed.index(c)))
+
+
 def _answer_block(entry: Entry, lang: str) -> dict[str, Any]:
     chosen = pick_lang(entry.answer, lang)
-    keys = [c.key for c in entry.citations]
     markdown = entry.answer[chosen]
+    order = by_first_use(entry, markdown)
+    keys = [c.key for c in order]
     return {
         "slug": entry.slug,
         "course": entry.course.code,
@@ -94,7 +105,7 @@ def _answer_block(entry: Entry, lang: str) -> dict[str, Any]:
         "answer_markdown": markdown,
         "answer_html": stored_html(markdown, keys),
         "lang": chosen,
-        "citations": citation_json(entry),
+        "citations": citation_json(entry, order),
         "runner": runner_json(entry),
     }
 

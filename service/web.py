@@ -85,11 +85,16 @@ def error_page(status: int, title: str, message: str, **extra: object) -> Respon
 def _page_error(exc: HTTPException) -> Response:
     status = exc.code or 500
     if status == 404:
-        return not_found()
-    return error_page(status, f"{status} {exc.name}", exc.description or "")
+        return harden(not_found())
+    page = error_page(status, f"{status} {exc.name}", exc.description or "")
+    for name, value in exc.get_headers():  # e.g. Allow on a 405
+        if name.lower() != "content-type":
+            page.headers[name] = value
+    return harden(page)
 
 
 def init_app(app: Flask) -> None:
+    app.extensions["error_page"] = _page_error  # any page URL, not only this blueprint's
     i18n.init_app(app)
     auth.init_app(app)
     app.register_blueprint(bp)

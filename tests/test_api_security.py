@@ -137,7 +137,10 @@ def test_unicode_and_emoji_round_trip(client: FlaskClient, writer: dict[str, str
         res = client.post("/api/v1/ask", json={"question": question})
         assert res.status_code == 200, question
     # NUL is dropped from text fields (PostgreSQL cannot store it), never a 5xx.
-    res = client.post("/api/v1/ask", json={"question": "What is attention?", "course": "x\u0000"})
+    # (An unknown course is a 404 since issue 14; this one is known once NUL is dropped.)
+    res = client.post(
+        "/api/v1/ask", json={"question": "What is attention?", "course": "nyu-dl-f20\u0000"}
+    )
     assert res.status_code == 200
     assert client.post("/api/v1/ask", json={"question": "\u0000"}).status_code == 400
     res = client.post(
@@ -265,7 +268,9 @@ def test_sql_metacharacters_are_harmless(
     res = client.post("/api/v1/entries", json=entry_body(slug=text), headers=writer)
     assert res.status_code == 400 and res.json["error"]["field"] == "slug"
     after = row_counts(app)
-    assert client.post("/api/v1/ask", json={"question": text, "course": text}).status_code == 200
+    res = client.post("/api/v1/ask", json={"question": text, "course": text})
+    assert res.status_code == 404 and res.json["error"]["code"] == "unknown_course"  # issue 14
+    assert client.post("/api/v1/ask", json={"question": text}).status_code == 200
     assert row_counts(app)["ask_log"] == after["ask_log"] + 1
     assert {k: v for k, v in after.items()} == before
     assert client.get("/api/v1/entries").json["total"] == 8

@@ -135,7 +135,13 @@ def stack(seeded_template: str, tmp_path_factory: pytest.TempPathFactory) -> Ite
             f"http://127.0.0.1:{port}", db_url, env, logs, Ledger(), itertools.count(1000), procs
         )
         web = stack.start(
-            [str(BIN / "gunicorn"), "-c", "service/gunicorn_conf.py", "service.wsgi:app"],
+            [
+                str(BIN / "gunicorn"),
+                "--no-control-socket",
+                "-c",
+                "service/gunicorn_conf.py",
+                "service.wsgi:app",
+            ],
             "gunicorn.log",
         )
         stack.start_worker()

@@ -261,3 +261,8 @@ def test_docs_page_uses_local_assets_only(client: FlaskClient) -> None:
             if url.endswith(".js"):
                 assert b"swagger" in asset.data.lower()
     assert not re.search(r"""(src|href)=["']?(https?:)?//""", html)
+    policy = dict(
+        part.strip().split(" ", 1) for part in res.headers["Content-Security-Policy"].split(";")
+    )
+    assert "unsafe" not in policy["script-src"] and "'sha256-" in policy["script-src"]
+    assert policy["frame-ancestors"] == "'none'" and res.headers["X-Frame-Options"] == "DENY"

@@ -91,7 +91,7 @@ def test_identical_concurrent_requests_share_one_run(app: Flask) -> None:
 
 @pytest.mark.parametrize(
     "params",
-    [{"n_train": "100"}, {"n_train": " 100 "}, {"n_train": 100.0}, {"n_train": True}],
+    [{"n_train": "100"}, {"n_train": " 100 "}, {"n_train": 100.5}, {"n_train": True}],
 )
 def test_parameters_are_typed_strictly(client: FlaskClient, params: dict[str, object]) -> None:
     res = client.post("/api/v1/entries/double-descent/runs", json={"params": params})
@@ -101,8 +101,13 @@ def test_parameters_are_typed_strictly(client: FlaskClient, params: dict[str, ob
 
 def test_equal_parameters_share_one_cache_key(client: FlaskClient) -> None:
     runs = [
-        client.post("/api/v1/entries/double-descent/runs", json={"params": {"ridge": ridge}})
-        for ridge in (0.0, -0.0, 0)
+        client.post("/api/v1/entries/double-descent/runs", json={"params": params})
+        for params in (
+            {"ridge": 0.0},
+            {"ridge": -0.0},
+            {"ridge": 0},
+            {"ridge": 0, "n_train": 100.0},  # JSON's whole 100.0 is the integer 100
+        )
     ]
     assert {r.status_code for r in runs} <= {200, 202}
     assert len({r.json["id"] for r in runs}) == 1
@@ -218,3 +223,35 @@ def test_entry_defaults_are_merged_with_request_params(app: Flask, client: Flask
     assert res.json["params"]["ridge"] == 0.1
     res = client.post("/api/v1/entries/ridge-demo/runs", json={"params": {"ridge": 0.0}})
     assert res.json["params"]["ridge"] == 0.0
+
+
+def test_recovery_enqueues_only_the_runs_the_queue_lost(app: Flask) -> None:
+    from datetime import timedelta
+
+    from sqlalchemy import update
+
+    from runners import result_store
+    from runners.jobs import get_queue
+    from runners.run_tables import Run, utcnow
+
+    queue = get_queue(app.config["QUEUE_URL"])
+    sessions = app.extensions["core"].sessions
+    for seed in (11, 12, 13):
+        run = result_store.request_run(sessions, "double_descent", {}, seed).run
+        queue.enqueue(run.id)
+    with transaction(sessions) as session:  # queued a minute ago
+        session.execute(update(Run).values(created_at=utcnow() - timedelta(minutes=1)))
+    assert queue.pending() == 3
+
+    def recover() -> int:
+        stats = result_store.recover_stale(sessions, queue.enqueue, pending=queue.pending_run_ids)
+        return stats["requeued"]
+
+    assert [recover() for _ in range(3)] == [0, 0, 0]  # nothing was lost
+    assert queue.pending() == 3
+    queue.huey.flush()  # the broker lost every message
+    assert recover() == 3 and queue.pending() == 3
+    assert recover() == 0 and queue.pending() == 3
+    # A run queued a moment ago is its web process's to enqueue, not recovery's.
+    fresh = result_store.request_run(sessions, "double_descent", {}, 14).run
+    assert recover() == 0 and fresh.id not in queue.pending_run_ids()

@@ -127,3 +127,34 @@ def test_every_interface_string_exists_in_both_languages() -> None:
         assert english.strip() and japanese.strip(), key
         placeholders = set(re.findall(r"\{(\w+)\}", english))
         assert placeholders == set(re.findall(r"\{(\w+)\}", japanese)), key
+
+
+def test_citations_are_numbered_by_first_use(client: FlaskClient) -> None:
+    from knowledge import editing
+    from knowledge.schema import EntryData
+    from tests.api_fixtures import entry_body
+
+    cite = entry_body()["citations"][0]
+    body = entry_body(
+        slug="cited-out-of-order",
+        answer={"en": "First [@beta], then [@alpha; @beta], and [@gamma] last."},
+        citations=[{**cite, "key": k, "title": f"Paper {k}"} for k in ("alpha", "gamma", "beta")],
+    )
+    sessions = client.application.extensions["core"].sessions
+    editing.create(sessions, EntryData.model_validate(body), author="ta")
+    html = client.get("/entries/cited-out-of-order").get_data(as_text=True)
+    listed = re.findall(r'<li id="cite-([a-z]+)"', html)
+    assert listed == ["beta", "alpha", "gamma"], listed
+    links = re.findall(r'href="#cite-([a-z]+)"[^>]*>(\d)<', html)
+    assert links[:4] == [("beta", "1"), ("alpha", "2"), ("beta", "1"), ("gamma", "3")], links
+
+
+@pytest.mark.parametrize("path", ["/no/such/page", "/ta-typo", "/static-nothing"])
+def test_unknown_pages_get_the_styled_404(client: FlaskClient, path: str) -> None:
+    res = client.get(path, headers={"Accept-Language": "ja"})
+    text = res.get_data(as_text=True)
+    assert res.status_code == 404 and res.mimetype == "text/html"
+    assert "見つかりません" in text and "質問ページへ戻る" in text
+    assert "default-src 'self'" in res.headers["Content-Security-Policy"]
+    api = client.get("/api/v1/no-such-thing")
+    assert api.status_code == 404 and api.json["error"]["code"] == "not_found"

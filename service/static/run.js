@@ -134,7 +134,8 @@
       result.dataset.shown = "1";
       busy(false);
       const verdict = q("verdict");
-      verdict.textContent = run.supports_claim ? RA.t("run.supports") : RA.t("run.not_supports");
+      const says = run.supports_claim === null ? "undecided" : run.supports_claim ? "supports" : "not_supports";
+      verdict.textContent = RA.t("run." + says);
       verdict.className = "verdict " + (run.supports_claim ? "good" : "warn");
       q("finding").textContent = pick(run.finding, lang);
       q("figures").replaceChildren(...(run.figures || []).map((url, i) =>
