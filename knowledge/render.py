@@ -33,12 +33,14 @@ def sanitize(html: str) -> str:
 
 
 def link_citations(markdown: str, keys: Sequence[str]) -> str:
-    """Replace ``[@key]`` with numbered links to the citation list (``[1]`` -> #cite-key)."""
+    """Replace ``[@key]`` with numbered links to the citation list (``[1]`` -> #cite-key).
+    A key with no citation (a draft in the editor's preview) stays visible as ``@key``."""
     number = {key: i + 1 for i, key in enumerate(keys)}
 
     def repl(match: re.Match[str]) -> str:
         parts = [p.strip().lstrip("@") for p in match.group(1).split(";")]
-        return "[" + ", ".join(f"[{number[k]}](#cite-{k})" for k in parts if k in number) + "]"
+        shown = [f"[{number[k]}](#cite-{k})" if k in number else f"@{k}" for k in parts]
+        return "[" + ", ".join(shown) + "]"
 
     return CITE_REF.sub(repl, markdown)
 

@@ -241,6 +241,25 @@ _PATTERN_HELP = {
 }
 
 
+_CITATION_LABELS = {"url": "URL", "doi": "DOI"}
+
+
+def field_label(name: str) -> str:
+    """What the editor calls a form field, for its list of errors ("Citation 2: URL",
+    "Answer (Markdown), English"); the field's own name when it has no label."""
+    if name.startswith("param-"):
+        return f"{translate('ta.experiment')}: {name[len('param-') :]}"
+    match = _CITE_NAME.match(name)
+    if match:
+        column = match.group(2)
+        label = _CITATION_LABELS.get(column) or translate(f"ta.cite_{column}")
+        return f"{translate('ta.citations')} {int(match.group(1)) + 1}: {label}"
+    head, _, lang = name.partition("_")
+    if lang in LANGS and head in ("question", "answer", "aliases"):
+        return f"{translate(f'ta.{head}')}, {translate(f'lang.{lang}')}"
+    return translate(f"ta.{name}") if f"ta.{name}" in STRINGS else name
+
+
 def error_message(name: str, code: str, ctx: Mapping[str, Any], given: Any) -> str:
     """A schema error in the interface language: a named rule in its own words, an empty
     question or answer as such, a pattern with its help, else the check by its kind."""

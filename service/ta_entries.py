@@ -27,7 +27,7 @@ from knowledge.tables import Entry
 from knowledge.text import detect_lang, normalize
 from runners import registry
 from service import auth, diffs
-from service.entry_form import EntryForm, parse_ids
+from service.entry_form import EntryForm, field_label, parse_ids
 from service.extensions import core
 from service.i18n import translate, ui_lang
 from service.presenters import pick_lang
@@ -362,6 +362,7 @@ def _editor(form: EntryForm, mode: str, **extra: Any) -> str:
             "mode": mode,
         },
         langs=LANGS,
+        field_label=field_label,
         **extra,
     )
 

@@ -138,6 +138,7 @@ def test_schema_checks_speak_the_interface_language_too(ta: FlaskClient) -> None
     assert res.status_code == 400
     errors = re.search(r'id="form-errors".*?</section>', text(res), re.S)
     assert errors and "500 文字以内で入力してください" in errors.group(0), text(res)
+    assert "出典 1: 題名" in errors.group(0) and "cite-0-title</a>" not in errors.group(0)
     assert 'aria-describedby="err-cite-0-title"' in text(res)
 
 
@@ -222,6 +223,7 @@ def test_preview_is_the_sanitised_student_view(ta: FlaskClient) -> None:
     assert "<strong>Hi</strong>" in html and "<script" not in html
     assert 'href="javascript' not in html and 'href="#cite-a2020"' in html
     assert res.json["unknown_keys"] == ["b"]
+    assert "[@b]" in res.json["html"]  # an unknown key stays visible, not a silent "[]"
     for body in ({"markdown": 5}, {"markdown": "x" * 50_001}, {"keys": [1]}, "text"):
         assert post_json(ta, "/ta/preview", body).status_code == 400
 
