@@ -22,6 +22,9 @@ from knowledge.text import detect_lang, normalize
 log = logging.getLogger(__name__)
 
 MAX_QUESTION_CHARS = 2000
+# A declined question is shown only entries at least this close as related: below it
+# (logistics, other subjects: about 0.001-0.004 on the seed) a suggestion is noise.
+RELATED_MIN_CONFIDENCE = 0.01
 REFRESH_INTERVAL_S = 0.5  # how often a process checks the knowledge version
 
 

@@ -224,4 +224,7 @@ class Feedback(Base):
     ask_id: Mapped[int] = mapped_column(ForeignKey("ask_log.id", ondelete="CASCADE"), index=True)
     helpful: Mapped[bool] = mapped_column(Boolean)
     comment: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # A declined question's rater may name the entry that should have answered it.
+    suggested_slug: Mapped[str | None] = mapped_column(String(120), nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)

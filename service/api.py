@@ -7,9 +7,11 @@ from typing import Any
 from flask import Blueprint, Flask, Response, current_app, jsonify
 
 from knowledge import entry_queries
-from knowledge.ask import QuestionError
+from knowledge.ask import RELATED_MIN_CONFIDENCE, QuestionError
 from knowledge.entry_store import find_entry, kb_version
-from knowledge.tables import AskLog, Course, Entry, Feedback
+from knowledge.feedback import UnknownEntry, UnknownQuestion
+from knowledge.feedback import record as record_feedback
+from knowledge.tables import Course, Entry
 from knowledge.text import normalize
 from runners.jobs import get_queue
 from runners.sandbox import sandbox_info
@@ -50,6 +52,9 @@ def ask(json: m.AskRequest) -> Response:
     except QuestionError as exc:
         raise ApiError(400, exc.code, str(exc), field="question") from None
 
+    matches = result.matches
+    if result.abstained:
+        matches = [m for m in matches if m.confidence >= RELATED_MIN_CONFIDENCE]
     answer = None
     if result.best is not None:
         answer = presenters.cached_answer_json(result.best.entry, result.lang, _entry_by_id)
@@ -57,9 +62,7 @@ def ask(json: m.AskRequest) -> Response:
         "abstained": result.abstained,
         "confidence": round(result.confidence, 4),
         "answer": answer,
-        "matches": [
-            presenters.match_json(m.entry, m.confidence, result.lang) for m in result.matches
-        ],
+        "matches": [presenters.match_json(m.entry, m.confidence, result.lang) for m in matches],
         "question_id": result.ask_id,
         "lang": result.lang,
         "did_you_mean": (
@@ -117,21 +120,36 @@ def get_entry(slug: str, query: m.CourseQuery) -> Response:
 @bp.post("/feedback")
 @require_scope("ask", anonymous=True)
 @api.validate(
-    resp=responses({201: m.FeedbackResponse}, 401, 403, 404, 413),
+    resp=responses(
+        {201: m.FeedbackResponse, 200: (m.FeedbackResponse, "An earlier vote was changed.")},
+        401,
+        403,
+        404,
+        413,
+    ),
     tags=["ask"],
     operation_id="feedback",
 )
 def feedback(json: m.FeedbackRequest) -> tuple[Response, int]:
-    """Rate an answer"""
-    question_id, helpful = json.question_id, json.helpful
+    """Rate an answer (or change the rating)"""
     comment = json.comment.replace("\x00", "") if json.comment else json.comment
-    with core().sessions() as session, session.begin():
-        if session.get(AskLog, question_id) is None:
-            raise ApiError(404, "unknown_question", "No asked question with that id.")
-        row = Feedback(ask_id=question_id, helpful=helpful, comment=comment)
-        session.add(row)
-        session.flush()
-        return jsonify({"id": row.id, "question_id": question_id, "helpful": helpful}), 201
+    try:
+        vote = record_feedback(
+            core().sessions, json.question_id, json.helpful, comment, json.suggested_slug
+        )
+    except UnknownQuestion:
+        raise ApiError(404, "unknown_question", "No asked question with that id.") from None
+    except UnknownEntry as exc:
+        raise ApiError(
+            404, "unknown_slug", f"No entry with slug {exc.slug!r}.", field="suggested_slug"
+        ) from None
+    body = {
+        "id": vote.id,
+        "question_id": vote.ask_id,
+        "helpful": vote.helpful,
+        "suggested_slug": vote.suggested_slug,
+    }
+    return jsonify(body), 201 if vote.created else 200
 
 
 @api.validate(resp=responses({200: m.Health}), tags=["service"], operation_id="healthz")

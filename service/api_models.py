@@ -92,9 +92,14 @@ class AskRequest(Body):
 
 
 class FeedbackRequest(Body):
+    """One vote per asked question: sending another changes it."""
+
     question_id: Annotated[JsonInt, Field(ge=1, le=MAX_INT32)]
     helpful: StrictBool
-    comment: str | None = Field(None, max_length=2000)
+    comment: str | None = Field(None, max_length=2000, description="Why (optional).")
+    suggested_slug: Annotated[str, Field(pattern=SLUG_RE, max_length=120)] | None = Field(
+        None, description="The entry that should have answered (e.g. a declined question)."
+    )
 
 
 class RunRequest(Body):
@@ -305,6 +310,7 @@ class FeedbackResponse(BaseModel):
     id: int
     question_id: int
     helpful: bool
+    suggested_slug: str | None = None
 
 
 class Experiment(BaseModel):

@@ -104,6 +104,36 @@ def test_feedback(client: FlaskClient) -> None:
     )
 
 
+def test_a_vote_can_be_changed_with_a_reason_and_a_better_entry(client: FlaskClient) -> None:
+    from sqlalchemy import select
+
+    from knowledge.tables import Feedback
+
+    asked = client.post("/api/v1/ask", json={"question": "How do I bake sourdough bread?"}).json
+    qid = asked["question_id"]
+    first = client.post("/api/v1/feedback", json={"question_id": qid, "helpful": True})
+    assert first.status_code == 201
+    changed = client.post(
+        "/api/v1/feedback",
+        json={
+            "question_id": qid,
+            "helpful": False,
+            "comment": "It is about the course's notes on bread, really.",
+            "suggested_slug": "agi",
+        },
+    )
+    assert changed.status_code == 200 and changed.json["id"] == first.json["id"]
+    assert changed.json["suggested_slug"] == "agi" and changed.json["helpful"] is False
+    unknown = client.post(
+        "/api/v1/feedback", json={"question_id": qid, "helpful": False, "suggested_slug": "nope"}
+    )
+    assert unknown.status_code == 404 and unknown.json["error"]["field"] == "suggested_slug"
+    with client.application.extensions["core"].sessions() as session:
+        rows = session.scalars(select(Feedback).where(Feedback.ask_id == qid)).all()
+        assert [(r.helpful, r.suggested_slug) for r in rows] == [(False, "agi")]
+        assert rows[0].comment and rows[0].updated_at is not None
+
+
 def test_pages_render(client: FlaskClient) -> None:
     assert "Ask a question" in client.get("/").get_data(as_text=True)
     page = client.get("/entries/agi?lang=ja").get_data(as_text=True)

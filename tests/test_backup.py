@@ -124,8 +124,9 @@ def test_round_trip_sqlite_to_postgres_and_back(
         asked = client.post("/api/v1/ask", json={"question": "Why divide attention logits by √d?"})
         assert asked.json["answer"]["slug"] == "attention-sqrt-d-scaling"
         assert asked.json["question_id"] > max(row[0] for row in source["ask_log"])
+        # (A vote on an already rated question changes that vote: rate the new one.)
         res = client.post(
-            "/api/v1/feedback", json={"question_id": populated["declined"], "helpful": True}
+            "/api/v1/feedback", json={"question_id": asked.json["question_id"], "helpful": True}
         )
         assert res.status_code == 201 and res.json["id"] > max(r[0] for r in source["feedback"])
         with transaction(pg_app.extensions["core"].sessions) as session:

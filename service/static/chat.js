@@ -99,7 +99,6 @@
         q("experiment-slot").replaceWith(panel);
         RA.runs.init(panel);
       }
-      if (data.question_id) q("feedback").hidden = false;
     }
 
     const related = (data.matches || []).filter((m) => !shown.has(m.slug));
@@ -108,29 +107,75 @@
       q("related").replaceChildren(...related.map((m) => RA.el("li", {}, askButton(m.question))));
     }
 
-    q("feedback").querySelectorAll("button[data-helpful]").forEach((b) => {
-      b.addEventListener("click", () => sendFeedback(turn, data.question_id, b.dataset.helpful === "true"));
-    });
+    if (data.question_id) setUpFeedback(turn, data, related);
     announce(answer && !data.abstained ? RA.t("chat.answered", { title: answer.question })
       : RA.t("chat.declined_status"));
   }
 
-  async function sendFeedback(turn, questionId, helpful) {
-    const box = turn.querySelector("[data-feedback]");
-    const done = turn.querySelector("[data-feedback-done]");
-    box.querySelectorAll("button").forEach((b) => { b.disabled = true; });
-    try {
-      const res = await RA.requestJSON("/api/v1/feedback", {
-        method: "POST", json: { question_id: questionId, helpful: helpful },
-      });
-      if (!res.ok) throw new Error(RA.errorMessage(res));
-      box.querySelectorAll("button").forEach((b) => { b.hidden = true; });
-      box.querySelector(".feedback-label").hidden = true;
-      done.textContent = helpful ? RA.t("chat.thanks_yes") : RA.t("chat.thanks_no");
-    } catch (e) {
-      box.querySelectorAll("button").forEach((b) => { b.disabled = false; });
-      done.textContent = e.message || RA.t("common.network_error");
+  // One vote per question, changeable: "No" (and a decline) asks what was missing and,
+  // with related entries, which one should have answered.
+  function setUpFeedback(turn, data, related) {
+    const q = (name) => turn.querySelector("[data-" + name + "]");
+    const box = q("feedback");
+    const declined = data.abstained || !data.answer;
+    box.hidden = false;
+    if (related.length) {
+      q("suggest-row").hidden = false;
+      q("feedback-suggest").append(...related.map((m) =>
+        RA.el("option", { value: m.slug, lang: RA.detectLang(m.question) }, m.question)));
     }
+    const votes = q("feedback-votes");
+    const more = q("feedback-more");
+    const change = q("feedback-change");
+    if (declined) {  // nothing to rate as helpful: say what should have answered it
+      votes.hidden = true;
+      more.hidden = !related.length;
+      box.hidden = !related.length;
+    }
+    const send = async (body, thanks) => {
+      box.querySelectorAll("button, select, textarea").forEach((b) => { b.disabled = true; });
+      try {
+        const res = await RA.requestJSON("/api/v1/feedback", {
+          method: "POST", json: Object.assign({ question_id: data.question_id }, body),
+        });
+        if (!res.ok) throw new Error(RA.errorMessage(res));
+        q("feedback-done").textContent = RA.t(thanks);
+        return true;
+      } catch (e) {
+        q("feedback-done").textContent = e.message || RA.t("common.network_error");
+        return false;
+      } finally {
+        box.querySelectorAll("button, select, textarea").forEach((b) => { b.disabled = false; });
+      }
+    };
+    box.querySelectorAll("button[data-helpful]").forEach((b) => {
+      b.addEventListener("click", async () => {
+        const helpful = b.dataset.helpful === "true";
+        if (await send({ helpful: helpful }, helpful ? "chat.thanks_yes" : "chat.thanks_no")) {
+          votes.hidden = true;
+          more.hidden = helpful;
+          change.hidden = false;
+          if (!helpful) q("feedback-comment").focus();
+        }
+      });
+    });
+    more.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      const comment = q("feedback-comment").value.trim();
+      const slug = q("feedback-suggest").value;
+      const body = { helpful: false, comment: comment || null, suggested_slug: slug || null };
+      if (await send(body, "chat.thanks_more")) {
+        more.hidden = true;
+        votes.hidden = declined;
+        change.hidden = declined;
+      }
+    });
+    change.addEventListener("click", () => {
+      change.hidden = true;
+      votes.hidden = false;
+      more.hidden = true;
+      q("feedback-done").textContent = "";
+    });
   }
 
   function showError(turn, text) {

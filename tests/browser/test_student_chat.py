@@ -246,3 +246,39 @@ def test_did_you_mean_offers_both_close_answers(browser: WebDriver, live: Live) 
     wait(browser, lambda d: len(d.find_elements(By.CSS_SELECTOR, "#conversation > .turn")) == 2)
     second = browser.find_elements(By.CSS_SELECTOR, "#conversation > .turn")[-1]
     wait(browser, lambda d: in_turn(second, "[data-answer-link]").text == expected)
+
+
+def test_not_helpful_asks_why_and_a_vote_can_be_changed(browser: WebDriver, live: Live) -> None:
+    from selenium.webdriver.support.ui import Select
+
+    browser.get(live.url + "/")
+    turn = ask(browser, "What is double descent?")
+    click(browser, in_turn(turn, 'button[data-helpful="false"]'))
+    comment = in_turn(turn, "[data-feedback-comment]")
+    wait(browser, lambda d: comment.is_displayed())
+    comment.send_keys("It does not say where the peak is.")
+    click(browser, in_turn(turn, "[data-feedback-more] button[type=submit]"))
+    wait(browser, lambda d: "TAs will read it" in in_turn(turn, "[data-feedback-done]").text)
+    click(browser, in_turn(turn, "[data-feedback-change]"))
+    click(browser, in_turn(turn, 'button[data-helpful="true"]'))
+    wait(browser, lambda d: "Glad it helped" in in_turn(turn, "[data-feedback-done]").text)
+    with live.app.extensions["core"].sessions() as session:
+        rows = session.scalars(
+            select(Feedback).where(Feedback.comment == "It does not say where the peak is.")
+        ).all()
+        assert len(rows) == 1 and rows[0].helpful is True  # one vote, changed
+
+    # A decline with close entries asks which one should have answered; one with none is quiet.
+    declined = ask(browser, "What does spectral normalization do in a GAN discriminator?")
+    assert in_turn(declined, "[data-declined]").is_displayed()
+    pick = Select(in_turn(declined, "[data-feedback-suggest]"))
+    slugs = [o.get_attribute("value") for o in pick.options if o.get_attribute("value")]
+    assert slugs
+    pick.select_by_value(slugs[0])
+    click(browser, in_turn(declined, "[data-feedback-more] button[type=submit]"))
+    wait(browser, lambda d: "TAs will read it" in in_turn(declined, "[data-feedback-done]").text)
+    with live.app.extensions["core"].sessions() as session:
+        assert session.scalar(select(Feedback).where(Feedback.suggested_slug == slugs[0]))
+    quiet = ask(browser, "Where do I park my bicycle during the lecture?")
+    assert not in_turn(quiet, "[data-related-section]").is_displayed()
+    assert not in_turn(quiet, "[data-feedback]").is_displayed()

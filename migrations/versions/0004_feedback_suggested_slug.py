@@ -1,0 +1,31 @@
+"""Feedback can name the entry that should have answered (a declined question).
+
+Revision ID: 0004
+Revises: 0003
+Create Date: 2026-12-01
+
+A student rating a decline can pick one of the related entries ("this should have been
+answered by X"); the vote of one asked question can be changed (one row per ask).
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+revision: str = "0004"
+down_revision: str | None = "0003"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("feedback", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("suggested_slug", sa.String(length=120), nullable=True))
+        batch_op.add_column(sa.Column("updated_at", sa.DateTime(timezone=True), nullable=True))
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("feedback", schema=None) as batch_op:
+        batch_op.drop_column("updated_at")
+        batch_op.drop_column("suggested_slug")
