@@ -117,6 +117,23 @@ def get_entry(slug: str, query: m.CourseQuery) -> Response:
         return response
 
 
+@bp.get("/entries/<slug>/answer")
+@require_read
+@api.validate(
+    query=m.AnswerQuery,
+    resp=responses({200: m.Answer}, 401, 404),
+    tags=["entries"],
+    operation_id="getAnswer",
+)
+def get_answer(slug: str, query: m.AnswerQuery) -> Response:
+    """One entry's answer as /ask shows it, in a language"""
+    with core().sessions() as session:
+        entry = find_entry(session, slug, query.course)
+        if entry is None:
+            raise ApiError(404, "unknown_slug", f"No entry with slug {slug!r}.")
+        return jsonify(presenters.answer_json(entry, query.lang or "en"))
+
+
 @bp.post("/feedback")
 @require_scope("ask", anonymous=True)
 @api.validate(

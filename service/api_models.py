@@ -126,6 +126,12 @@ class CourseQuery(Query):
     )
 
 
+class AnswerQuery(CourseQuery):
+    lang: Lang | None = Field(
+        None, description="The answer's language, when the entry has it (else the other)."
+    )
+
+
 class DeleteQuery(CourseQuery):
     version: Annotated[int, Field(ge=1, le=MAX_INT32)] | None = Field(
         None, description="The version you are deleting (stale: 409)."

@@ -192,14 +192,7 @@
       input.focus();
       return;
     }
-    const number = ++turns;
-    const turn = $("turn-template").content.firstElementChild.cloneNode(true);
-    turn.id = "turn-" + number;
-    const bubble = turn.querySelector("[data-question]");
-    bubble.textContent = question;
-    bubble.setAttribute("lang", RA.detectLang(question));
-    conversation.append(turn);
-    document.body.classList.add("has-conversation");
+    const [turn, number] = addTurn(question);
     turn.scrollIntoView({ block: "start" });
     input.value = "";
     button.disabled = true;
@@ -214,6 +207,7 @@
         showError(turn, RA.errorMessage(res));
       } else {
         showAnswer(turn, res.data, number);
+        remember(question, res.data);
       }
     } catch (e) {
       turn.querySelector("[data-placeholder]").hidden = true;
@@ -224,6 +218,64 @@
       button.disabled = false;
     }
   }
+
+  function addTurn(question) {
+    const number = ++turns;
+    const turn = $("turn-template").content.firstElementChild.cloneNode(true);
+    turn.id = "turn-" + number;
+    const bubble = turn.querySelector("[data-question]");
+    bubble.textContent = question;
+    bubble.setAttribute("lang", RA.detectLang(question));
+    conversation.append(turn);
+    document.body.classList.add("has-conversation");
+    return [turn, number];
+  }
+
+  // The conversation survives a reload and a language switch (this tab, this session).
+  // After a switch, each answer is shown in the new interface language when its entry
+  // has it (the entry's answer block, fetched without asking again).
+  const STORE = "ra-conversation-v1";
+  const MAX_KEPT = 30;
+
+  function stored() {
+    try {
+      const items = JSON.parse(window.sessionStorage.getItem(STORE) || "[]");
+      return Array.isArray(items) ? items : [];
+    } catch (e) {
+      return [];
+    }
+  }
+
+  function remember(question, data) {
+    try {
+      const items = stored().concat([{ question: question, data: data }]).slice(-MAX_KEPT);
+      window.sessionStorage.setItem(STORE, JSON.stringify(items));
+    } catch (e) { /* storage full or disabled: the conversation just is not kept */ }
+  }
+
+  async function inInterfaceLanguage(data) {
+    const lang = document.documentElement.lang;
+    const answer = data.answer;
+    if (!answer || answer.lang === lang) return data;
+    try {
+      const res = await RA.requestJSON("/api/v1/entries/" + encodeURIComponent(answer.slug) +
+        "/answer?lang=" + encodeURIComponent(lang) + "&course=" + encodeURIComponent(answer.course));
+      if (res.ok && res.data.lang === lang) return Object.assign({}, data, { answer: res.data });
+    } catch (e) { /* keep the answer as it was */ }
+    return data;
+  }
+
+  async function restore() {
+    for (const item of stored()) {
+      if (!item || typeof item.question !== "string" || !item.data) continue;
+      const [turn, number] = addTurn(item.question);
+      turn.querySelector("[data-placeholder]").hidden = true;
+      turn.querySelector("[data-content]").hidden = false;
+      turn.querySelector(".answer-card").setAttribute("aria-busy", "false");
+      showAnswer(turn, await inInterfaceLanguage(item.data), number);
+    }
+  }
+  restore();
 
   form.addEventListener("submit", (event) => {
     event.preventDefault();

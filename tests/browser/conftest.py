@@ -106,6 +106,7 @@ def browser(chromium: WebDriver, live: Live) -> Iterator[WebDriver]:
     chromium.set_window_size(*DESKTOP)
     chromium.get(live.url + "/static/favicon.svg")
     chromium.delete_all_cookies()
+    chromium.execute_script("window.sessionStorage.clear()")  # the kept conversation
     yield chromium
     errors = [
         entry

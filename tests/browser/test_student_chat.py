@@ -282,3 +282,23 @@ def test_not_helpful_asks_why_and_a_vote_can_be_changed(browser: WebDriver, live
     quiet = ask(browser, "Where do I park my bicycle during the lecture?")
     assert not in_turn(quiet, "[data-related-section]").is_displayed()
     assert not in_turn(quiet, "[data-feedback]").is_displayed()
+
+
+def test_the_conversation_survives_a_reload_and_follows_a_language_switch(
+    browser: WebDriver, live: Live
+) -> None:
+    browser.get(live.url + "/")
+    first = ask(browser, "Why do we divide attention logits by sqrt(d)?")
+    assert in_turn(first, "[data-answer-body]").get_attribute("lang") == "en"
+    ask(browser, "Where do I park my bicycle during the lecture?")
+    browser.refresh()
+    wait(browser, lambda d: len(d.find_elements(By.CSS_SELECTOR, "#conversation > .turn")) == 2)
+    turns = browser.find_elements(By.CSS_SELECTOR, "#conversation > .turn")
+    assert "sqrt(d)" in in_turn(turns[0], "[data-question]").text
+    assert in_turn(turns[1], "[data-declined]").is_displayed()
+
+    browser.get(live.url + "/lang/ja?next=/")  # the language switch
+    wait(browser, lambda d: len(d.find_elements(By.CSS_SELECTOR, "#conversation > .turn")) == 2)
+    body = browser.find_elements(By.CSS_SELECTOR, "#conversation > .turn")[0]
+    wait(browser, lambda d: in_turn(body, "[data-answer-body]").get_attribute("lang") == "ja")
+    assert in_turn(body, "[data-answer-link]").get_attribute("lang") == "ja"
