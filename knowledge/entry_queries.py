@@ -90,6 +90,17 @@ def revisions(session: Session, entry_id: int, limit: int) -> Sequence[EntryRevi
     ).all()
 
 
+def course_help(session: Session, code: str | None) -> Course | None:
+    """The course whose help a decline shows: ``code``'s, or the only course when there
+    is one and no code was given. None when it has no help set."""
+    if code:
+        course = session.scalar(select(Course).where(Course.code == code))
+    else:
+        courses = session.scalars(select(Course).limit(2)).all()
+        course = courses[0] if len(courses) == 1 else None
+    return course if course is not None and (course.help_text or course.help_url) else None
+
+
 def course_codes(session: Session) -> list[str]:
     return list(session.scalars(select(Course.code).order_by(Course.code)))
 

@@ -7,6 +7,7 @@ so every process refreshes its in-memory index.
 
 from __future__ import annotations
 
+import re
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
@@ -15,12 +16,12 @@ from datetime import datetime
 from typing import Literal
 
 from sqlalchemy import delete, func, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from knowledge import embedders
 from knowledge.db import insert_missing, rows_changed
 from knowledge.lexical import tokens
-from knowledge.schema import EntryData
+from knowledge.schema import EntryData, is_slug
 from knowledge.tables import (
     Citation,
     Course,
@@ -99,6 +100,39 @@ def get_course(session: Session, code: str, create: bool = False) -> Course | No
         insert_missing(session, Course, [{"code": code, "title": code}], ["code"])
         course = session.scalar(select(Course).where(Course.code == code))
     return course
+
+
+def set_course(
+    factory: sessionmaker[Session],
+    code: str,
+    *,
+    title: str | None = None,
+    help_url: str | None = None,
+    help_en: str | None = None,
+    help_ja: str | None = None,
+) -> Course:
+    """Create or change a course: its title, and the help a decline with nothing close
+    shows (a sentence per language, a link; an empty value clears it)."""
+    if not is_slug(code) or len(code) > 64:
+        raise ValueError(f"not a course code: {code!r} (lower-case words joined by hyphens)")
+    if help_url and not re.fullmatch(r"https?://[^\s<>\"']{1,490}", help_url):
+        raise ValueError("the help URL must be an http(s) URL")
+    with factory() as session, session.begin():
+        course = get_course(session, code, create=True)
+        assert course is not None
+        if title is not None:
+            course.title = title.strip()[:200]
+        if help_url is not None:
+            course.help_url = help_url or None
+        texts = dict(course.help_text or {})
+        for lang, text in (("en", help_en), ("ja", help_ja)):
+            if text is not None:
+                texts.pop(lang, None)
+                if text.strip():
+                    texts[lang] = text.strip()[:500]
+        course.help_text = texts or None
+        session.flush()
+        return course
 
 
 def find_entry(

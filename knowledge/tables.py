@@ -46,6 +46,10 @@ class Course(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     code: Mapped[str] = mapped_column(String(64), unique=True)
     title: Mapped[str] = mapped_column(String(200), default="")
+    # Where questions outside the Q&A belong (logistics, other subjects): a sentence per
+    # language and a link, shown with a decline that no entry is close to.
+    help_text: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    help_url: Mapped[str | None] = mapped_column(String(500), nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
     entries: Mapped[list[Entry]] = relationship(back_populates="course")

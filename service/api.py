@@ -53,8 +53,18 @@ def ask(json: m.AskRequest) -> Response:
         raise ApiError(400, exc.code, str(exc), field="question") from None
 
     matches = result.matches
+    course_help = None
     if result.abstained:
         matches = [m for m in matches if m.confidence >= RELATED_MIN_CONFIDENCE]
+        if not matches:  # nothing close: say where such questions belong, if the course does
+            with core().sessions() as session:
+                help_course = entry_queries.course_help(session, course)
+                if help_course is not None:
+                    texts = help_course.help_text or {}
+                    course_help = {
+                        "text": texts[presenters.pick_lang(texts, result.lang)] if texts else None,
+                        "url": help_course.help_url,
+                    }
     answer = None
     if result.best is not None:
         answer = presenters.cached_answer_json(result.best.entry, result.lang, _entry_by_id)
@@ -70,6 +80,8 @@ def ask(json: m.AskRequest) -> Response:
             if result.ambiguous
             else []
         ),
+        "off_topic": result.abstained and not matches,
+        "course_help": course_help,
     }
     return jsonify(payload)
 

@@ -271,8 +271,15 @@ class Answer(BaseModel):
     url: str = Field(json_schema_extra={"format": "uri"})
 
 
+class CourseHelp(BaseModel):
+    text: str | None = Field(description="Where such questions belong, in the asked language.")
+    url: str | None
+
+
 class AskResponse(BaseModel):
-    """The answer is null when the service abstains; the question is then queued for TAs."""
+    """The answer is null when the service abstains; the question is then queued for TAs.
+    ``off_topic``: declined with no entry close to it (logistics, other subjects); then
+    ``course_help`` says where such questions go, when the course has said."""
 
     abstained: bool
     confidence: float = Field(ge=0, le=1)
@@ -281,6 +288,8 @@ class AskResponse(BaseModel):
     question_id: int | None
     lang: Lang
     did_you_mean: list[Match]
+    off_topic: bool
+    course_help: CourseHelp | None
 
 
 class EntrySummary(BaseModel):

@@ -14,7 +14,7 @@ from flask import Flask
 from flask.cli import AppGroup
 from sqlalchemy.orm import Session
 
-from knowledge import accounts, importer, migrate, queue_groups
+from knowledge import accounts, entry_store, importer, migrate, queue_groups
 from knowledge.db import transaction
 from knowledge.embedders import vector_names
 from knowledge.entry_store import (
@@ -145,6 +145,27 @@ def kb_import(path: Path, drop_old_vectors: bool) -> None:
         f"created {counts['created']}, updated {counts['updated']}, "
         f"unchanged {counts['unchanged']}{extra} ({time.monotonic() - started:.1f} s)"
     )
+
+
+@kb_cli.command("course")
+@click.argument("code")
+@click.option("--title", help="The course's name.")
+@click.option("--help-url", help="Where other questions go (course page, forum); '' clears.")
+@click.option("--help-en", help="A sentence for questions outside the Q&A, in English.")
+@click.option("--help-ja", help="The same in Japanese.")
+def kb_course(
+    code: str, title: str | None, help_url: str | None, help_en: str | None, help_ja: str | None
+) -> None:
+    """Set a course's title and where questions outside its Q&A belong."""
+    try:
+        course = entry_store.set_course(
+            core().sessions, code, title=title, help_url=help_url, help_en=help_en, help_ja=help_ja
+        )
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+    help_text = ", ".join(f"{k}: {v}" for k, v in (course.help_text or {}).items()) or "none"
+    link = course.help_url or "none"
+    click.echo(f"{course.code} ({course.title}): help {help_text}; link {link}")
 
 
 @kb_cli.command("export")

@@ -6,7 +6,7 @@ import time
 from pathlib import Path
 
 import pytest
-from flask.testing import FlaskClient
+from flask.testing import FlaskClient, FlaskCliRunner
 from sqlalchemy import select
 
 from knowledge import entryfile
@@ -58,7 +58,8 @@ def test_off_topic_abstains_and_is_logged(client: FlaskClient, question: str) ->
     assert body["abstained"] is True
     assert body["answer"] is None
     assert body["confidence"] < 0.5
-    assert len(body["matches"]) == 3  # nearest entries, shown as related
+    # Nothing is close: no unrelated entries offered as related (issue 15), off topic.
+    assert body["matches"] == [] and body["off_topic"] is True
     with client.application.extensions["core"].sessions() as session:
         row = session.get(AskLog, body["question_id"])
         assert row is not None and row.abstained and row.question == question
@@ -164,3 +165,32 @@ def test_answer_follows_an_edit(client: FlaskClient) -> None:
     assert "Edited by a TA just now." in shown["answer_markdown"]
     assert "<p>Edited by a TA just now.</p>" in shown["answer_html"]
     assert shown["url"] == first["url"] and shown["url"].startswith("http://localhost/")
+
+
+def test_off_topic_declines_say_where_to_ask(client: FlaskClient, runner: FlaskCliRunner) -> None:
+    question = {"question": "When is the final exam and in which room?"}
+    plain = client.post("/api/v1/ask", json=question).json
+    assert plain["abstained"] and plain["off_topic"] and plain["matches"] == []
+    assert plain["course_help"] is None
+    args = ["kb", "course", "nyu-dl-f20", "--help-url", "https://example.edu/forum"]
+    args += [
+        "--help-en",
+        "Ask logistics on the forum.",
+        "--help-ja",
+        "事務的な質問はフォーラムへ。",
+    ]
+    result = runner.invoke(args=args)
+    assert result.exit_code == 0, result.output
+    helped = client.post("/api/v1/ask", json=question).json
+    assert helped["course_help"] == {
+        "text": "Ask logistics on the forum.",
+        "url": "https://example.edu/forum",
+    }
+    ja = client.post("/api/v1/ask", json={"question": "期末試験はいつですか？"}).json
+    assert ja["off_topic"] and ja["course_help"]["text"] == "事務的な質問はフォーラムへ。"
+    close = client.post(
+        "/api/v1/ask", json={"question": "What does spectral normalization do in a GAN?"}
+    ).json
+    assert close["abstained"] and not close["off_topic"] and close["course_help"] is None
+    bad = runner.invoke(args=["kb", "course", "nyu-dl-f20", "--help-url", "javascript:alert(1)"])
+    assert bad.exit_code != 0 and "http(s) URL" in bad.output

@@ -48,7 +48,19 @@
     const prefix = "t" + number + "-cite-";
     const shown = new Set();
 
-    if (data.abstained || !answer) {
+    if ((data.abstained || !answer) && data.off_topic) {
+      q("offtopic").hidden = false;
+      const help = data.course_help;
+      if (help && (help.text || help.url)) {
+        q("course-help").hidden = false;
+        q("course-help-text").textContent = help.text ? help.text + " " : "";
+        const url = help.url && RA.safeUrl(help.url);
+        if (url) {
+          q("course-help-link").setAttribute("href", url);
+          q("course-help-link").hidden = false;
+        }
+      }
+    } else if (data.abstained || !answer) {
       q("declined").hidden = false;
       q("related-heading").textContent = RA.t("chat.related_declined");
     } else {

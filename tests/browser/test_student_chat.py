@@ -76,11 +76,31 @@ def test_asks_in_english_and_japanese_and_sees_answers_with_citations(
 
 def test_declined_question_is_answered_kindly(browser: WebDriver, live: Live) -> None:
     browser.get(live.url + "/")
-    turn = ask(browser, "Where do I park my bicycle during the lecture?")
+    turn = ask(browser, "What does spectral normalization do in a GAN discriminator?")
     notice = in_turn(turn, "[data-declined]")
     assert notice.is_displayed() and "passed on to the TAs" in notice.text
     assert not in_turn(turn, "[data-answer-head]").is_displayed()
-    assert not in_turn(turn, "[data-feedback]").is_displayed()
+    assert in_turn(turn, "[data-related-section]").is_displayed()
+    # Logistics is not the Q&A's: said so, with where the course says to ask, no suggestions.
+    with live.app.test_request_context():
+        from knowledge.entry_store import set_course
+
+        set_course(
+            live.app.extensions["core"].sessions,
+            "nyu-dl-f20",
+            help_url="https://example.edu/dl/forum",
+            help_en="Logistics (exams, rooms, deadlines) are answered on the course forum.",
+        )
+    other = ask(browser, "Where do I park my bicycle during the lecture?")
+    offtopic = in_turn(other, "[data-offtopic]")
+    assert offtopic.is_displayed() and "passed on" not in offtopic.text
+    assert "course forum" in offtopic.text
+    link = in_turn(other, "[data-course-help-link]")
+    assert link.get_attribute("href") == "https://example.edu/dl/forum"
+    assert not in_turn(other, "[data-declined]").is_displayed()
+    assert not in_turn(other, "[data-related-section]").is_displayed()
+    assert not in_turn(other, "[data-feedback]").is_displayed()
+    set_course(live.app.extensions["core"].sessions, "nyu-dl-f20", help_url="", help_en="")
 
 
 def test_runs_the_experiment_then_changes_a_parameter_and_reruns(
@@ -295,7 +315,7 @@ def test_the_conversation_survives_a_reload_and_follows_a_language_switch(
     wait(browser, lambda d: len(d.find_elements(By.CSS_SELECTOR, "#conversation > .turn")) == 2)
     turns = browser.find_elements(By.CSS_SELECTOR, "#conversation > .turn")
     assert "sqrt(d)" in in_turn(turns[0], "[data-question]").text
-    assert in_turn(turns[1], "[data-declined]").is_displayed()
+    assert in_turn(turns[1], "[data-offtopic]").is_displayed()
 
     browser.get(live.url + "/lang/ja?next=/")  # the language switch
     wait(browser, lambda d: len(d.find_elements(By.CSS_SELECTOR, "#conversation > .turn")) == 2)
