@@ -232,6 +232,21 @@ def test_phone_width_chat_fits_without_sideways_scrolling(browser: WebDriver, li
     assert overflow <= 0
     browser.execute_script("window.scrollTo(0, 0)")
     screenshot(browser, "chat-phone")
+    # After a run, with every detail open, nothing is wider than the screen.
+    panel = in_turn(turn, "[data-experiment]")
+    click(browser, in_turn(panel, "[data-run]"))
+    result = in_turn(panel, "[data-run-result]")
+    wait(browser, lambda d: result.find_elements(By.CSS_SELECTOR, ".figures img"), 120)
+    for details in panel.find_elements(By.CSS_SELECTOR, "details:not([open]) > summary"):
+        click(browser, details)
+    too_wide = browser.execute_script(
+        "const w = document.documentElement.clientWidth;"
+        "return [...document.querySelectorAll('body *')]"
+        ".filter((e) => e.getBoundingClientRect().right > w + 1)"
+        ".map((e) => e.tagName + '.' + e.className);"
+    )
+    assert too_wide == [], too_wide
+    screenshot(browser, "experiment-result-phone", full_page=True)
 
 
 def test_japanese_interface_is_remembered(browser: WebDriver, live: Live) -> None:
