@@ -239,7 +239,7 @@ def init_app(app: Flask) -> None:
     @app.context_processor
     def _ta_context() -> dict[str, Any]:
         """What every TA page uses: the queue badge and the scripts' strings."""
-        if request.blueprint not in ("ta", "ta_entries") or auth.current_user() is None:
+        if request.blueprint not in ("ta", "ta_entries", "ta_tokens") or not auth.current_user():
             return {}
         with core().sessions() as session:
             count = queue_groups.count_open(session)

@@ -120,3 +120,39 @@ def test_declined_questions_appear_grouped_in_the_ta_queue(browser: WebDriver, l
     assert browser.find_element(By.ID, "question_en").get_attribute("value") == (
         "When is the final exam this term?"
     )
+
+
+def test_the_tokens_page_copies_the_new_token_and_confirms_a_revoke(
+    browser: WebDriver, live: Live
+) -> None:
+    browser.get(live.url + "/")
+    ask(browser, "Where can I buy a parking permit on campus?")  # something in the queue
+    log_in(browser, live)
+    browser.get(live.url + "/ta/tokens/")
+    assert browser.find_element(By.CSS_SELECTOR, "nav .badge").text  # the Unanswered badge
+    browser.find_element(By.ID, "token-name").send_keys("browser-bot")
+    click(browser, browser.find_element(By.CSS_SELECTOR, "#token-form button[type=submit]"))
+    secret = browser.find_element(By.ID, "token-secret").text
+    assert secret.startswith("ra_")
+    copy = browser.find_element(By.CSS_SELECTOR, "[data-copy=token-secret]")
+    click(browser, copy)  # headless: the clipboard may refuse; then the secret is selected
+    wait(
+        browser,
+        lambda d: (
+            copy.text == "Copied"
+            or d.execute_script("return String(window.getSelection())") == secret
+        ),
+    )
+    row = browser.find_element(By.XPATH, "//tr[td[text()='browser-bot']]")
+    click(browser, row.find_element(By.CSS_SELECTOR, "button[type=submit]"))
+    alert = browser.switch_to.alert
+    assert "browser-bot" in alert.text
+    alert.dismiss()  # not revoked
+    row = browser.find_element(By.XPATH, "//tr[td[text()='browser-bot']]")
+    assert "active" in row.text
+    click(browser, row.find_element(By.CSS_SELECTOR, "button[type=submit]"))
+    browser.switch_to.alert.accept()
+    wait(
+        browser,
+        lambda d: "revoked" in d.find_element(By.XPATH, "//tr[td[text()='browser-bot']]").text,
+    )
