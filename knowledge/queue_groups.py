@@ -29,7 +29,7 @@ MODEL = embedders.MultilingualUSE.name
 # Cosine to a group's centroid needed to join it (paraphrases of one question score
 # about 0.8 with this encoder; different questions on one topic about 0.5-0.7).
 THRESHOLD = 0.75
-MAX_QUESTIONS = 2000  # the newest open questions considered
+MAX_QUESTIONS = 5000  # the newest open questions grouped (the page says when there are more)
 # resolved_slug of questions a TA dismissed (not a valid slug, so never an entry's).
 DISMISSED = "~dismissed"
 

@@ -23,10 +23,12 @@ from sqlalchemy.exc import IntegrityError
 from werkzeug.wrappers import Response as BaseResponse
 
 from knowledge import editing, entry_queries, queue_groups
+from knowledge.ask import MAX_QUESTION_CHARS
 from knowledge.db import transaction
 from knowledge.feedback_stats import feedback_by_entry, recent_unhelpful
 from knowledge.render import to_html
 from knowledge.schema import LANGS, cited_keys
+from knowledge.text import normalize
 from service import auth, ta_entries
 from service.entry_form import parse_ids
 from service.extensions import core
@@ -86,13 +88,35 @@ def queue() -> str:
         groups = _groups()
     with core().sessions() as session:
         entries = entry_queries.live_questions(session)
+        open_count = queue_groups.count_open(session)
+    pages = max(1, -(-len(groups) // QUEUE_PAGE))
+    page = request.args.get("page", "1")
+    number = min(int(page), pages) if page.isdigit() and 0 < len(page) < 6 else 1
+    shown = groups[(number - 1) * QUEUE_PAGE : number * QUEUE_PAGE]
     return render_template(
         "ta/queue.html",
-        groups=groups[:QUEUE_PAGE],
+        groups=shown,
+        answered_now=[_answered_now(g) for g in shown],
         total_groups=len(groups),
         total_questions=sum(g.count for g in groups),
+        open_count=open_count,
+        page=number,
+        pages=pages,
         entries=entries,
     )
+
+
+def _answered_now(group: queue_groups.QuestionGroup) -> tuple[str, float] | None:
+    """The entry that would answer the group's newest question today, if one would (an
+    entry or aliases added since it was asked): it can be closed in one click."""
+    retriever = core().retriever
+    question = group.newest.question
+    matches = retriever.rank(normalize(question)[:MAX_QUESTION_CHARS], top_k=2)
+    if not matches:
+        return None
+    second = matches[1].confidence if len(matches) > 1 else None
+    decision = retriever.model.decision(matches[0].confidence, second)
+    return (matches[0].entry.slug, matches[0].confidence) if decision.answer else None
 
 
 def _groups() -> list[queue_groups.QuestionGroup]:

@@ -187,3 +187,52 @@ def test_feedback_per_entry(ta: FlaskClient, client: FlaskClient) -> None:
     assert ta.get("/ta/feedback/nope").status_code == 404
     listing = ta.get("/ta/entries/").get_data(as_text=True)
     assert "67%" in re.search(r'<tr data-slug="double-descent">.*?</tr>', listing, re.S).group(0)
+
+
+def test_a_group_an_entry_now_answers_can_be_closed_in_one_click(
+    app: Flask, client: FlaskClient, ta: FlaskClient
+) -> None:
+    from knowledge import editing
+    from knowledge.schema import EntryData
+    from tests.api_fixtures import entry_body
+
+    question = "What is gradient checkpointing and what does it cost?"
+    asked = ask(client, question)
+    assert asked["abstained"]
+    page = ta.get("/ta/queue").get_data(as_text=True)
+    assert question in page and "data-answered-now" not in page
+    body = entry_body(
+        slug="gradient-checkpointing",
+        question={"en": question},
+        answer={"en": "It stores fewer activations and recomputes them [@krogh1992]."},
+    )
+    editing.create(app.extensions["core"].sessions, EntryData.model_validate(body), author="ta")
+    page = ta.get("/ta/queue").get_data(as_text=True)
+    form = re.search(r"<form[^>]*data-answered-now.*?</form>", page, re.S)
+    assert form and "gradient-checkpointing" in form.group(0), page
+    ids = re.search(r'name="ids" value="([0-9,]+)"', form.group(0)).group(1)  # type: ignore[union-attr]
+    res = post(
+        ta, "/ta/queue/resolve", {"ids": ids, "action": "link", "slug": "gradient-checkpointing"}
+    )
+    assert res.status_code == 302
+    assert question not in ta.get("/ta/queue").get_data(as_text=True)
+
+
+def test_every_group_is_reachable_page_by_page(app: Flask, ta: FlaskClient) -> None:
+    import random
+
+    from service.ta import QUEUE_PAGE
+
+    words = "".join(chr(c) for c in range(ord("a"), ord("z") + 1))
+    rng = random.Random(7)
+    with transaction(app.extensions["core"].sessions) as session:
+        for _ in range(2 * QUEUE_PAGE):  # nonsense words: no two alike
+            text = " ".join("".join(rng.choice(words) for _ in range(7)) for _ in range(5))
+            session.add(AskLog(question=text + "?", lang="en", confidence=0.0, abstained=True))
+    first = ta.get("/ta/queue").get_data(as_text=True)
+    groups = len(re.findall(r"data-group>", first))
+    assert groups == QUEUE_PAGE and "Page 1 of" in first and 'rel="next"' in first
+    second = ta.get("/ta/queue?page=2").get_data(as_text=True)
+    assert "Page 2 of" in second and 'rel="prev"' in second
+    assert re.findall(r"data-group>", second)
+    assert ta.get("/ta/queue?page=999").status_code == 200  # clamped to the last page
