@@ -21,7 +21,7 @@ import importlib
 import importlib.util
 from pathlib import Path
 from types import ModuleType
-from typing import TYPE_CHECKING, Protocol, cast
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from pydantic import BaseModel
 
@@ -52,11 +52,29 @@ class ExperimentSpec(Protocol):
     Params: type[BaseModel]
     TIME_BUDGET_S: float
 
+    def expected(self, p: Any) -> bool | None:
+        """Whether the answer predicts the claim's effect at these params (None: it does
+        not say). A run is as expected when its ``supports_claim`` equals this."""
+        ...
+
 
 class ExperimentRun(Protocol):
     """What ``runners.experiments.<name>`` provides (imports torch)."""
 
     def run(self, params: BaseModel, seed: int) -> Result: ...
+
+
+def as_expected(name: str, params: dict[str, Any], supports_claim: bool | None) -> bool | None:
+    """Whether a run came out as the answer predicts for its params (None: no prediction,
+    or the run could not tell)."""
+    if supports_claim is None or name not in EXPERIMENTS:
+        return None
+    module = spec(name)
+    try:
+        predicted = module.expected(module.Params.model_validate(params))
+    except ValueError:
+        return None
+    return None if predicted is None else predicted == supports_claim
 
 
 class UnknownExperiment(KeyError):

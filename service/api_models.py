@@ -372,6 +372,11 @@ class Run(BaseModel):
     series: dict[str, list[float]] | None
     finding: LangText | None
     supports_claim: bool | None
+    as_expected: bool | None = Field(
+        description="Whether the run came out as the answer predicts for these parameters "
+        "(the claim shows where it says it will, and not where it says it will not); null "
+        "when the answer does not say."
+    )
     figures: list[str] = Field(description="URLs of the run's PNG figures.")
     error: RunError | None
     provenance: Provenance

@@ -162,6 +162,11 @@ def run_json(run: Run) -> dict[str, Any]:
         "series": result.get("series"),
         "finding": result.get("finding"),
         "supports_claim": result.get("supports_claim"),
+        "as_expected": registry.as_expected(
+            run.runner_name, run.params or {}, result.get("supports_claim")
+        )
+        if run.status == "succeeded"
+        else None,
         "figures": [
             url_for("runs.get_figure", run_id=run.id, number=i)
             for i in range(int(result.get("figure_count", 0)))

@@ -63,6 +63,7 @@ def test_run_succeeds_then_is_served_from_cache(client: FlaskClient, worker: Cal
     body = wait_for(client, run_id, FINAL)
     assert body["status"] == "succeeded", body["error"]
     assert body["supports_claim"] is True
+    assert body["as_expected"] is True  # the default settings: the answer predicts the effect
     assert body["finding"]["en"] and body["finding"]["ja"]
     assert body["metrics"] and all(isinstance(v, int | float) for v in body["metrics"].values())
     prov = body["provenance"]

@@ -64,3 +64,9 @@ class Params(BaseModel):
     n_keys: int = Field(
         default=64, ge=2, le=256, description="Keys each query attends over (sequence length)."
     )
+
+
+def expected(p: Params) -> bool | None:
+    """Whether the answer predicts the claim's effect (saturation) at these settings:
+    unscaled logits saturate; scaled by sqrt(d) they do not."""
+    return not p.scale

@@ -48,3 +48,9 @@ class Params(BaseModel):
     n_examples: int = Field(
         default=2048, ge=512, le=8192, description="Training examples in the synthetic dataset."
     )
+
+
+def expected(p: Params) -> bool | None:
+    """Whether the answer predicts the effect: for a deep network at a large learning
+    rate, yes; elsewhere it does not say."""
+    return True if p.depth >= 4 and p.learning_rate >= 0.3 else None

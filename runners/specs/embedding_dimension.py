@@ -60,3 +60,14 @@ class Params(BaseModel):
     train_steps: int = Field(
         default=200, ge=20, le=500, description="Full-batch Adam steps per embedding size."
     )
+
+
+def expected(p: Params) -> bool | None:
+    """Whether the answer predicts saturation near k within this sweep: it shows when the
+    sweep reaches k and starts at or below k/2, with enough classes to need all k
+    directions (at least 2k); a sweep that stays below k cannot show it; otherwise the
+    answer does not say."""
+    k = p.intrinsic_dim
+    if max(p.dims) < k:
+        return False
+    return True if min(p.dims) <= k / 2 and p.n_classes >= 2 * k else None

@@ -78,3 +78,11 @@ class Params(BaseModel):
         le=0.3,
         description="An init counts as a success if its final mean cross-entropy is below this.",
     )
+
+
+def expected(p: Params) -> bool | None:
+    """Whether the answer predicts the effect: plain gradient descent from a narrowest
+    width of 2 or 3 up to a wide one (8 or more) shows it; elsewhere it does not say."""
+    if p.optimizer == "gd" and min(p.widths) <= 3 and max(p.widths) >= 8:
+        return True
+    return None

@@ -73,3 +73,10 @@ class Params(BaseModel):
             "'updates': every batch size makes as many updates as online SGD does in one epoch."
         ),
     )
+
+
+def expected(p: Params) -> bool | None:
+    """Whether the answer predicts online SGD ahead: with the same number of examples
+    seen, yes; with the same number of updates the large batches see more data, and the
+    answer does not claim it then."""
+    return True if p.budget == "examples" else None

@@ -51,3 +51,9 @@ class Params(BaseModel):
         le=64,
         description="Different random sets of batch-mates tried for each fixed example.",
     )
+
+
+def expected(p: Params) -> bool | None:
+    """Whether the answer predicts the batch dependence: with batch norm, yes; layer norm
+    or no normalisation make each encoding independent of its batch."""
+    return p.norm == "batch"

@@ -134,9 +134,11 @@
       result.dataset.shown = "1";
       busy(false);
       const verdict = q("verdict");
-      const says = run.supports_claim === null ? "undecided" : run.supports_claim ? "supports" : "not_supports";
+      let says = run.supports_claim === null ? "undecided" : run.supports_claim ? "supports" : "not_supports";
+      if (run.as_expected === true) says = run.supports_claim ? "expected_shows" : "expected_absent";
+      if (run.as_expected === false) says = run.supports_claim ? "unexpected_shows" : "unexpected_absent";
       verdict.textContent = RA.t("run." + says);
-      verdict.className = "verdict " + (run.supports_claim ? "good" : "warn");
+      verdict.className = "verdict " + (run.as_expected === true || (run.as_expected !== false && run.supports_claim) ? "good" : "warn");
       q("finding").textContent = pick(run.finding, lang);
       q("figures").replaceChildren(...(run.figures || []).map((url, i) =>
         RA.el("figure", {}, RA.el("img", {

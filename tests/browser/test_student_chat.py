@@ -122,7 +122,9 @@ def test_runs_the_experiment_then_changes_a_parameter_and_reruns(
     assert "pending" not in result.get_attribute("class")
     figure = in_turn(result, ".figures img")
     wait(browser, lambda d: d.execute_script("return arguments[0].naturalWidth", figure) > 100)
-    assert in_turn(result, "[data-verdict]").text
+    assert (
+        in_turn(result, "[data-verdict]").text == "As the answer predicts, the effect shows here."
+    )
     assert in_turn(result, "[data-finding]").text
     assert len(result.find_elements(By.CSS_SELECTOR, "[data-metrics] tbody tr")) >= 3
     click(browser, in_turn(result, ".provenance summary"))

@@ -139,3 +139,26 @@ def test_vae_reference_without_norm_is_batch_independent() -> None:
 def test_out_of_bounds_params_rejected(name: str, bad: dict[str, Any]) -> None:
     with pytest.raises(pydantic.ValidationError):
         _module(name).Params(**bad)
+
+
+@pytest.mark.parametrize("name", registry.names())
+def test_the_answer_predicts_the_effect_at_the_defaults(name: str) -> None:
+    module = registry.spec(name)
+    assert module.expected(module.Params()) is True
+    # A run that supports the claim there came out as the answer predicts.
+    assert registry.as_expected(name, {}, True) is True
+    assert registry.as_expected(name, {}, False) is False
+    assert registry.as_expected(name, {}, None) is None
+
+
+@pytest.mark.parametrize(("name", "params"), BREAKING)
+def test_settings_that_break_the_claim_are_predicted_or_left_open(
+    name: str, params: dict[str, Any]
+) -> None:
+    """Where the claim does not show, the answer never predicts that it would: a run
+    there is never "unexpected" (double descent with ridge 0.1 is the case of issue 15)."""
+    module = registry.spec(name)
+    assert module.expected(module.Params(**params)) in (False, None)
+    assert registry.as_expected(name, params, False) in (True, None)
+    if name == "double_descent":
+        assert registry.as_expected(name, {"ridge": 0.5}, False) is True
