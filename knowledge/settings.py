@@ -53,6 +53,8 @@ class Settings(BaseSettings):
     TRUSTED_PROXY_HOPS: int = Field(default=0, ge=0, le=5)
     # The session cookie is Secure over https; this makes it Secure always.
     SESSION_COOKIE_SECURE: bool = False
+    # Worker: refuse to start, and runs fail, without bubblewrap (never rlimits only).
+    REQUIRE_SANDBOX: bool = False
 
 
 @cache

@@ -40,6 +40,8 @@ MIB = 1024 * 1024
 # libraries reserve ~0.5 GB of address space that is never private writable memory.
 ADDRESS_SPACE_HEADROOM_MB = 4096
 MAX_REQUEST_BYTES = 1 << 20
+# Processes and threads the run may start beyond those its user already has.
+NPROC_MARGIN = 64
 MAX_MESSAGE_CHARS = 2000
 
 EXIT_OK = 0
@@ -119,6 +121,42 @@ def apply_limits(limits: dict[str, Any]) -> None:
     nofile = int(limits["open_files"])
     resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile))
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    _limit_processes()
+
+
+def tasks_of_uid(uid: int) -> int:
+    """Threads of every process whose real uid is ``uid``, as far as /proc shows them."""
+    count = 0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            status = Path(f"/proc/{entry}/status").read_text()
+        except OSError:
+            continue
+        fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
+        try:
+            if int(fields["Uid"].split()[0]) == uid:
+                count += int(fields["Threads"])
+        except (KeyError, IndexError, ValueError):
+            continue
+    return count
+
+
+def _limit_processes() -> None:
+    # RLIMIT_NPROC counts the tasks (threads included) of the real uid: under bubblewrap
+    # those of the sandbox's user namespace (Linux 5.14+), which its own /proc shows;
+    # without it, all of the worker user's. The kernel does not enforce it for root
+    # (INIT_USER) nor with CAP_SYS_RESOURCE or CAP_SYS_ADMIN: a worker running as root
+    # gets no process limit, even under bubblewrap (the sandbox's uid is root outside).
+    current = tasks_of_uid(os.getuid())
+    if current == 0:  # /proc shows nothing, not even this process: keep the limit
+        return
+    nproc = current + NPROC_MARGIN
+    _, hard = resource.getrlimit(resource.RLIMIT_NPROC)
+    if hard != resource.RLIM_INFINITY:
+        nproc = min(nproc, hard)
+    resource.setrlimit(resource.RLIMIT_NPROC, (nproc, nproc))
 
 
 def _become_subreaper() -> None:
@@ -197,7 +235,7 @@ def _run(request: dict[str, Any]) -> int:
     import pydantic
     import torch
 
-    from runners.result import Result
+    from runners.result import Result, settle_divergence
 
     # One intra-op thread: runs are single-core jobs, and more threads only add contention.
     torch.set_num_threads(1)
@@ -246,6 +284,7 @@ def _run(request: dict[str, Any]) -> int:
         _error("invalid_result", "Result.figures must be a list of PNG bytes")
         return EXIT_BAD_RESULT
     try:
+        result = settle_divergence(result)
         for i, png in enumerate(result.figures):
             Path(f"fig-{i}.png").write_bytes(png)
         doc = result.to_json()

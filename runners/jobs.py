@@ -15,6 +15,7 @@ from huey import Huey, RedisHuey, SqliteHuey
 from sqlalchemy.orm import Session, sessionmaker
 
 from runners import result_store
+from runners.sandbox import IsolationRequest
 
 DEFAULT_NAME = "runnable-answers"
 _queues: dict[str, Queue] = {}
@@ -28,12 +29,14 @@ class Queue:
         self.url = url
         self.huey = make_huey(url)
         self.factory: sessionmaker[Session] | None = None  # set in the worker process
+        # The isolation runs ask for; the worker sets "bubblewrap" when it is required.
+        self.isolation: IsolationRequest = "auto"
 
         @self.huey.task(retries=0, name="execute_run")
         def execute_run(run_id: str) -> None:
             if self.factory is None:
                 raise RuntimeError("the worker has no database configured")
-            result_store.execute_run(self.factory, run_id)
+            result_store.execute_run(self.factory, run_id, isolation=self.isolation)
 
         self._execute_run = execute_run
 
@@ -42,6 +45,14 @@ class Queue:
 
     def pending(self) -> int:
         return self.huey.pending_count()
+
+    def pending_run_ids(self) -> set[str]:
+        """The run ids waiting in the queue (read without taking them)."""
+        return {
+            str(task.args[0])
+            for task in self.huey.pending()
+            if task.name.endswith("execute_run") and task.args
+        }
 
     def ping(self) -> dict[str, Any]:
         """Queue health for /healthz (never raises)."""

@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from runners import registry
 from runners.run_tables import FINAL, Run, RunFigure, utcnow
-from runners.sandbox import Limits, Outcome, execute
+from runners.sandbox import IsolationRequest, Limits, Outcome, execute
 
 DEFAULT_SEED = 0
 MAX_ATTEMPTS = 2  # a run whose worker died is retried once
@@ -68,9 +68,9 @@ def torch_version() -> str:
 
 def canonical_params(name: str, params: dict[str, Any]) -> dict[str, Any]:
     """Validated params with defaults filled in (raises pydantic.ValidationError), in one
-    form per value: strict types as in JSON ("20", 20.0, true and "yes" are not integers or
-    booleans; an integer is a valid number), and -0.0 is 0.0, so equal requests share a
-    cache key."""
+    form per value: strict types as in JSON ("20", " 20 ", true and "yes" are not integers
+    or booleans; an integer is a valid number; the API reads a whole 20.0 as 20), and -0.0
+    is 0.0, so equal requests share a cache key."""
     model = registry.spec(name).Params.model_validate(params, strict=True)
     return _canonical(model.model_dump(mode="json"))
 
@@ -222,13 +222,17 @@ def record(factory: sessionmaker[Session], run_id: str, outcome: Outcome) -> Non
             run.active_key = None  # a failed run is not a cached result
 
 
-def execute_run(factory: sessionmaker[Session], run_id: str) -> str | None:
-    """Claim, run in the sandbox, record. Returns the final status (None if not claimed)."""
+def execute_run(
+    factory: sessionmaker[Session], run_id: str, *, isolation: IsolationRequest = "auto"
+) -> str | None:
+    """Claim, run in the sandbox (``isolation`` as for ``sandbox.execute``), record.
+    Returns the final status (None if not claimed)."""
     run = claim(factory, run_id)
     if run is None:
         return None
     module = registry.EXPERIMENTS[run.runner_name]
-    outcome = execute(module, run.params, run.seed, limits_for(run.runner_name))
+    limits = limits_for(run.runner_name)
+    outcome = execute(module, run.params, run.seed, limits, isolation=isolation)
     record(factory, run_id, outcome)
     return outcome.status
 
@@ -237,12 +241,16 @@ def recover_stale(
     factory: sessionmaker[Session],
     enqueue: Callable[[str], None],
     grace_s: float = 30.0,
+    pending: Callable[[], set[str]] = set,
+    requeue_after_s: float = 10.0,
 ) -> dict[str, int]:
     """Runs left 'running' by a dead worker are retried once, then marked failed.
 
     A run is stale when its worker process on this host is gone, or (another host) it
-    has been running longer than its wall limit plus a grace.
-    Queued runs are enqueued again (claim() makes a duplicate delivery harmless).
+    has been running longer than its wall limit plus a grace. Queued runs the queue has
+    lost (not among its ``pending()`` run ids, and queued at least ``requeue_after_s``
+    ago, so that a web process has had time to enqueue a new one) are enqueued again;
+    claim() makes a rare duplicate delivery harmless.
     """
     stats = {"retried": 0, "failed": 0, "requeued": 0}
     now = utcnow()
@@ -264,8 +272,16 @@ def recover_stale(
                 run.finished_at = now
                 run.active_key = None
                 stats["failed"] += 1
-        queued = list(session.scalars(select(Run.id).where(Run.status == "queued")))
-    for run_id in queued:
-        enqueue(run_id)
-        stats["requeued"] += 1
+        queued = session.execute(select(Run.id, Run.created_at).where(Run.status == "queued"))
+        cutoff = now - timedelta(seconds=requeue_after_s)
+        settled = [
+            run_id
+            for run_id, created in queued
+            if (created if created.tzinfo else created.replace(tzinfo=now.tzinfo)) <= cutoff
+        ]
+    in_queue = pending()
+    for run_id in settled:
+        if run_id not in in_queue:
+            enqueue(run_id)
+            stats["requeued"] += 1
     return stats

@@ -1,26 +1,33 @@
 """Run one registered experiment in a sandboxed child process.
 
 ``execute(module, params, seed, limits)`` starts ``python -m runners.child`` in a fresh
-private directory, under rlimits (CPU time, memory, file size, open files) and a
-wall-clock deadline, with a scrubbed environment, and - when bubblewrap works - in
-its own user, mount, pid, network, IPC and UTS namespaces with a read-only view of
-only what Python needs. It then validates what the child left behind and returns an
-``Outcome``. ``module`` is trusted (the worker takes it from
-``runners.registry.EXPERIMENTS``); ``params`` come from users and are validated by the
-child against ``module.Params``.
+private directory, under rlimits (CPU time, memory, file size, open files, processes), a
+disk quota on that directory and a wall-clock deadline, with a scrubbed environment, and -
+when bubblewrap works - in its own user, mount, pid, network, IPC and UTS namespaces with
+a read-only view of only what Python needs and a seccomp filter (``runners.seccomp``).
+It then validates what the child left behind and returns an ``Outcome``. ``module`` is
+trusted (the worker takes it from ``runners.registry.EXPERIMENTS``); ``params`` come from
+users and are validated by the child against ``module.Params``.
 
 Isolation levels (``sandbox_info()["isolation"]``):
 
 - ``"bubblewrap"``: namespaces as above, no network (a fresh network namespace),
-  nothing writable but the private directory and small tmpfs mounts, no capabilities.
+  nothing writable but the private directory and small tmpfs mounts, no capabilities,
+  system calls experiments never need refused with EPERM.
 - ``"rlimits-only"``: ``bwrap`` is missing or cannot create namespaces here; the run
   still gets rlimits, a private directory, a scrubbed environment and process-tree
   cleanup, but can reach the network and the file system the worker can.
+  ``execute(..., isolation="bubblewrap")`` refuses to run like that.
+
+The disk quota is sampled with CPU and memory: between samples a run can write past it,
+by at most what the disk takes in ``SAMPLE_EVERY_S`` (each file stays under the per-file
+limit). ``remove_stale_dirs`` removes the directories of runs whose worker was killed.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import logging
 import math
@@ -35,14 +42,16 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from runners import seccomp
 from runners.child import descendants, peak_rss_kb, proc_stat
 from runners.result import Result
 
-__all__ = ["Limits", "Outcome", "execute", "sandbox_info"]
+__all__ = ["Limits", "Outcome", "execute", "remove_stale_dirs", "sandbox_info"]
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +70,12 @@ STARTUP_S = 10.0
 MAX_REQUEST_BYTES = 60_000
 MAX_ERROR_FILE_BYTES = 64_000
 MAX_LOG_TAIL = 4000
-SAMPLE_EVERY_S = 0.5  # how often the parent samples the child's CPU and RSS
+SAMPLE_EVERY_S = 0.5  # how often the parent samples the child's CPU, RSS and disk use
+# A run's directory with more entries than this, or nested deeper, is over its quota.
+MAX_DISK_ENTRIES = 10_000
+MAX_DISK_DEPTH = 32
+# Directories in the temp dir that a run, the font-cache warm-up or the probe makes.
+RUN_DIR_PREFIXES = ("ra-run-", "ra-warmup-", "ra-probe-")
 MAX_METRICS = 200
 MAX_SERIES = 50
 MAX_KEY_CHARS = 100
@@ -92,12 +106,14 @@ _CHILD_ERROR_CODES = {
 class Limits:
     """Resource limits of one run. ``wall_s`` and ``cpu_s`` include child start-up
     (~1-2 s: Python plus ``import torch``); ``memory_mb`` bounds private writable
-    memory (RLIMIT_DATA), which tracks RSS closely for PyTorch code."""
+    memory (RLIMIT_DATA), which tracks RSS closely for PyTorch code; ``file_size_mb``
+    bounds each file, ``disk_mb`` all of the run's directory together."""
 
     wall_s: float = 120.0
     cpu_s: float = 120.0
     memory_mb: int = 2048
     file_size_mb: int = 16
+    disk_mb: int = 64
     open_files: int = 256
     max_figures: int = 8
     max_figure_bytes: int = 2 * MIB
@@ -128,8 +144,8 @@ class Outcome:
     """How one run ended. ``result`` is set only when ``status == "succeeded"``.
 
     ``error_code`` is one of: invalid_request, invalid_params, experiment_error,
-    invalid_result, memory_limit, file_size_limit, cpu_limit, wall_timeout, crashed,
-    sandbox_error.
+    invalid_result, memory_limit, file_size_limit, disk_limit, cpu_limit, wall_timeout,
+    crashed, sandbox_error.
     """
 
     status: Status
@@ -180,12 +196,18 @@ def _bwrap_usable() -> bool:
             state.reason = "bwrap is not on PATH"
             log.warning("runner sandbox: %s; runs get rlimits only", state.reason)
             return False
-        with tempfile.TemporaryDirectory(prefix="ra-probe-") as tmp:
-            argv = _bwrap_argv(Path(tmp), "runners", Limits(), status_fd=None)
+        # The same command line as a run's, seccomp filter included, so that a broken
+        # option or filter shows up here and not at the first run.
+        with tempfile.TemporaryDirectory(prefix="ra-probe-") as tmp, _seccomp_fd(True) as sfd:
+            argv = _bwrap_argv(Path(tmp), "runners", Limits(), status_fd=None, seccomp_fd=sfd)
             argv += ["--", sys.executable, "-P", "-s", "-c", "import runners.result"]
             try:
                 probe = subprocess.run(
-                    argv, env=_child_env(SANDBOX_DIR), capture_output=True, timeout=30
+                    argv,
+                    env=_child_env(SANDBOX_DIR),
+                    capture_output=True,
+                    timeout=30,
+                    pass_fds=() if sfd is None else (sfd,),
                 )
                 ok, detail = probe.returncode == 0, probe.stderr.decode("utf-8", "replace")
             except (OSError, subprocess.TimeoutExpired) as exc:
@@ -254,7 +276,9 @@ def _python_dirs() -> list[str]:
     return keep
 
 
-def _bwrap_argv(work: Path, module: str, limits: Limits, status_fd: int | None) -> list[str]:
+def _bwrap_argv(
+    work: Path, module: str, limits: Limits, status_fd: int | None, seccomp_fd: int | None = None
+) -> list[str]:
     argv = [
         _bwrap.path or "bwrap",
         "--unshare-all",  # user, pid, net, ipc, uts, cgroup namespaces
@@ -316,9 +340,30 @@ def _bwrap_argv(work: Path, module: str, limits: Limits, status_fd: int | None) 
         "--chdir",
         SANDBOX_DIR,
     ]
+    if seccomp_fd is not None:
+        argv += ["--seccomp", str(seccomp_fd)]
     if status_fd is not None:
         argv += ["--json-status-fd", str(status_fd)]
     return argv
+
+
+@contextlib.contextmanager
+def _seccomp_fd(enabled: bool) -> Iterator[int | None]:
+    """The read end of a pipe holding the compiled seccomp filter, for ``bwrap --seccomp``
+    (which reads it to the end); None when not ``enabled`` or there is no filter here."""
+    program = seccomp.filter_for_this_machine() if enabled else None
+    if program is None:
+        yield None
+        return
+    read_fd, write_fd = os.pipe()
+    try:
+        os.write(write_fd, program)  # under 4 KiB: fits the pipe's buffer in one write
+    finally:
+        os.close(write_fd)
+    try:
+        yield read_fd
+    finally:
+        os.close(read_fd)
 
 
 # --- matplotlib font cache -----------------------------------------------------------------
@@ -359,6 +404,34 @@ def _build_font_cache(use_bwrap: bool) -> None:
                 _fontlist["name"], _fontlist["data"] = path.name, path.read_bytes()
     finally:
         _rmtree(rundir)
+
+
+# --- directories left behind ------------------------------------------------------------
+
+
+def remove_stale_dirs(max_age_s: float) -> int:
+    """Remove the run, warm-up and probe directories in the temp dir that this user owns
+    and that were last modified over ``max_age_s`` ago: those of a worker that was killed.
+    Symlinks are never followed (nor removed). Returns how many were removed."""
+    tmp = tempfile.gettempdir()
+    now, me = time.time(), os.geteuid()
+    removed = 0
+    try:
+        entries = list(os.scandir(tmp))
+    except OSError:
+        return 0
+    for entry in entries:
+        if not entry.name.startswith(RUN_DIR_PREFIXES):
+            continue
+        try:
+            st = entry.stat(follow_symlinks=False)
+        except OSError:
+            continue
+        if stat.S_ISDIR(st.st_mode) and st.st_uid == me and now - st.st_mtime > max_age_s:
+            path = Path(tmp, entry.name)
+            _rmtree(path)
+            removed += not os.path.lexists(path)
+    return removed
 
 
 # --- running -------------------------------------------------------------------------------
@@ -444,33 +517,34 @@ def _spawn(
     work.mkdir(mode=0o700, exist_ok=True)
     inner = SANDBOX_DIR if use_bwrap else str(work)
     argv = [sys.executable, "-P", "-s", "-m", "runners.child"]
-    status_r = status_w = None
-    if use_bwrap:
-        status_r, status_w = os.pipe()
-        argv = _bwrap_argv(work, module, limits, status_w) + ["--", *argv]
     log_path = rundir / "child.log"
     started = time.monotonic()
-    try:
-        with open(log_path, "wb") as log_file:
-            proc = subprocess.Popen(
-                argv,
-                stdin=subprocess.PIPE,
-                stdout=log_file,
-                stderr=subprocess.STDOUT,
-                env=_child_env(inner),
-                cwd=work,
-                start_new_session=True,  # its own process group, killed as a whole
-                pass_fds=() if status_w is None else (status_w,),
-            )
-    except OSError as exc:
-        for fd in (status_r, status_w):
-            if fd is not None:
-                os.close(fd)
+    with _seccomp_fd(use_bwrap) as seccomp_fd:
+        status_r = status_w = None
         if use_bwrap:
-            raise _BwrapDidNotStart(str(exc)) from exc
-        return Outcome(
-            "failed", error=f"cannot start the child: {exc}", error_code="sandbox_error"
-        ), work
+            status_r, status_w = os.pipe()
+            argv = _bwrap_argv(work, module, limits, status_w, seccomp_fd) + ["--", *argv]
+        try:
+            with open(log_path, "wb") as log_file:
+                proc = subprocess.Popen(
+                    argv,
+                    stdin=subprocess.PIPE,
+                    stdout=log_file,
+                    stderr=subprocess.STDOUT,
+                    env=_child_env(inner),
+                    cwd=work,
+                    start_new_session=True,  # its own process group, killed as a whole
+                    pass_fds=tuple(fd for fd in (status_w, seccomp_fd) if fd is not None),
+                )
+        except OSError as exc:
+            for fd in (status_r, status_w):
+                if fd is not None:
+                    os.close(fd)
+            if use_bwrap:
+                raise _BwrapDidNotStart(str(exc)) from exc
+            return Outcome(
+                "failed", error=f"cannot start the child: {exc}", error_code="sandbox_error"
+            ), work
     if status_w is not None:
         os.close(status_w)
     try:
@@ -481,7 +555,7 @@ def _spawn(
             proc.stdin.write(request.encode())
         with contextlib.suppress(OSError):
             proc.stdin.close()
-        wait_status, rusage, usage = _wait(proc, limits.wall_s)
+        wait_status, rusage, usage = _wait(proc, limits, rundir)
         duration = time.monotonic() - started
         _reap_group(proc.pid, usage.killed)
         bwrap_status = _read_bwrap_status(status_r) if status_r is not None else {}
@@ -525,6 +599,12 @@ def _spawn(
         outcome.status = "timed_out"
         outcome.error_code = "wall_timeout"
         outcome.error = f"the run exceeded its wall-clock limit of {limits.wall_s:g} s"
+        return outcome, work
+    # Once more after the exit: a run may have filled its quota between two samples.
+    over_disk = usage.over_disk or _measure_disk(rundir).over(limits.disk_mb * MIB)
+    if over_disk:
+        outcome.error_code = "disk_limit"
+        outcome.error = f"the run exceeded its disk quota of {limits.disk_mb} MB: {over_disk}"
     return outcome, work
 
 
@@ -540,6 +620,7 @@ class _TreeUsage:
     cpu_s: float = 0.0
     peak_kb: int = 0
     timed_out: bool = False
+    over_disk: str | None = None  # why the run's directory is over its disk quota
     killed: list[int] = field(default_factory=list)
 
     def sample(self, pid: int) -> list[int]:
@@ -556,10 +637,13 @@ class _TreeUsage:
         return tree
 
 
-def _wait(proc: subprocess.Popen[bytes], timeout: float) -> tuple[int, Any, _TreeUsage]:
-    """Wait for the child up to ``timeout`` seconds, sampling its usage, then kill its
-    whole tree. Returns the wait status, wait4's rusage and the sampled usage."""
-    deadline = time.monotonic() + timeout
+def _wait(
+    proc: subprocess.Popen[bytes], limits: Limits, rundir: Path
+) -> tuple[int, Any, _TreeUsage]:
+    """Wait for the child up to ``limits.wall_s`` seconds, sampling its usage, and kill its
+    whole tree at the deadline or when ``rundir`` goes over ``limits.disk_mb``. Returns
+    the wait status, wait4's rusage and the sampled usage."""
+    deadline = time.monotonic() + limits.wall_s
     usage = _TreeUsage()
     try:
         pidfd: int | None = os.pidfd_open(proc.pid)
@@ -574,7 +658,11 @@ def _wait(proc: subprocess.Popen[bytes], timeout: float) -> tuple[int, Any, _Tre
                 break
             if _exited(proc.pid, pidfd, min(remaining, SAMPLE_EVERY_S)):
                 break
-            usage.sample(proc.pid)
+            tree = usage.sample(proc.pid)
+            usage.over_disk = _measure_disk(rundir, tree).over(limits.disk_mb * MIB)
+            if usage.over_disk:
+                usage.killed = _kill_tree(proc.pid, usage)
+                break
     except BaseException:  # e.g. KeyboardInterrupt in the worker: never leave it running
         _kill_tree(proc.pid, usage)
         os.waitpid(proc.pid, 0)
@@ -587,6 +675,109 @@ def _wait(proc: subprocess.Popen[bytes], timeout: float) -> tuple[int, Any, _Tre
     _, status, rusage = os.wait4(proc.pid, 0)
     proc.returncode = os.waitstatus_to_exitcode(status)
     return status, rusage, usage
+
+
+class _Unmeasurable(Exception):
+    """The run's directory cannot be measured (too many entries, too deep, unreadable)."""
+
+
+@dataclass
+class _DiskUse:
+    """Space a run's files take: allocated blocks (``st_blocks * 512``, so a sparse file
+    counts as what it uses), each inode once, deleted files its processes keep open
+    included."""
+
+    bytes: int = 0
+    entries: int = 0
+    problem: str | None = None  # set when the directory could not be measured
+    seen: set[tuple[int, int]] = field(default_factory=set)
+
+    def add(self, st: os.stat_result) -> None:
+        if (st.st_dev, st.st_ino) not in self.seen:
+            self.seen.add((st.st_dev, st.st_ino))
+            self.bytes += st.st_blocks * 512
+
+    def over(self, quota_bytes: int) -> str | None:
+        """Why this is over the quota, or None."""
+        if self.problem:
+            return self.problem
+        if self.bytes > quota_bytes:
+            return f"its files take {self.bytes / MIB:.1f} MB"
+        return None
+
+
+def _measure_disk(rundir: Path, pids: list[int] | None = None) -> _DiskUse:
+    """What ``rundir`` takes on disk, plus deleted files on its file system that the
+    processes ``pids`` still hold open. Walked through directory file descriptors, never
+    following a symlink (the child controls every name below ``rundir``)."""
+    use = _DiskUse()
+    try:
+        root_fd = os.open(rundir, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return use
+    except OSError as exc:
+        use.problem = f"its directory cannot be opened ({exc.strerror})"
+        return use
+    try:
+        st = os.fstat(root_fd)
+        use.add(st)
+        _walk_disk(root_fd, 0, use)
+        _add_open_deleted_files(pids or [], st.st_dev, use)
+    except _Unmeasurable as exc:
+        use.problem = str(exc)
+    finally:
+        os.close(root_fd)
+    return use
+
+
+def _walk_disk(dir_fd: int, depth: int, use: _DiskUse) -> None:
+    subdirs = []
+    try:
+        with os.scandir(dir_fd) as entries:
+            for entry in entries:
+                use.entries += 1
+                if use.entries > MAX_DISK_ENTRIES:
+                    raise _Unmeasurable(f"it holds over {MAX_DISK_ENTRIES} files")
+                with contextlib.suppress(FileNotFoundError):
+                    st = entry.stat(follow_symlinks=False)
+                    use.add(st)
+                    if stat.S_ISDIR(st.st_mode):
+                        subdirs.append(entry.name)
+    except OSError as exc:
+        raise _Unmeasurable(f"a directory cannot be read ({exc.strerror})") from None
+    if subdirs and depth >= MAX_DISK_DEPTH:
+        raise _Unmeasurable(f"its directories nest over {MAX_DISK_DEPTH} deep")
+    flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+    for name in subdirs:
+        try:
+            fd = os.open(name, flags, dir_fd=dir_fd)
+        except (FileNotFoundError, NotADirectoryError):
+            continue  # removed or replaced since it was listed (a symlink: ELOOP below)
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                continue
+            raise _Unmeasurable(f"a directory cannot be opened ({exc.strerror})") from None
+        try:
+            _walk_disk(fd, depth + 1, use)
+        finally:
+            os.close(fd)
+
+
+def _add_open_deleted_files(pids: list[int], dev: int, use: _DiskUse) -> None:
+    """Regular files on ``dev`` with no name left that one of ``pids`` keeps open: they
+    still take space in the run's directory's file system."""
+    for pid in pids:
+        try:
+            fds = os.listdir(f"/proc/{pid}/fd")
+        except OSError:
+            continue
+        for fd in fds:
+            try:
+                st = os.stat(f"/proc/{pid}/fd/{fd}")  # stat only: never opens the file
+            except OSError:
+                continue
+            if stat.S_ISREG(st.st_mode) and st.st_nlink == 0 and st.st_dev == dev:
+                use.add(st)
 
 
 def _exited(pid: int, pidfd: int | None, timeout: float) -> bool:
@@ -668,7 +859,7 @@ def _read_bwrap_status(fd: int) -> dict[str, Any]:
 
 def _finish(outcome: Outcome, work: Path, limits: Limits) -> None:
     """Decide status and error from the exit code, error.json and result files."""
-    if outcome.status == "timed_out":
+    if outcome.status == "timed_out" or outcome.error_code == "disk_limit":
         return
     code = outcome.exit_code
     cpu_limit = float(math.ceil(limits.cpu_s))  # rlimits are whole seconds
@@ -811,8 +1002,8 @@ def _load_result(work: Path, limits: Limits) -> Result:
         if len(text) > MAX_FINDING_CHARS:
             raise _InvalidResult(f"finding[{lang!r}] is over {MAX_FINDING_CHARS} characters")
 
-    if not isinstance(doc["supports_claim"], bool):
-        raise _InvalidResult("supports_claim must be a boolean")
+    if doc["supports_claim"] is not None and not isinstance(doc["supports_claim"], bool):
+        raise _InvalidResult("supports_claim must be a boolean or null")
 
     count = doc["figure_count"]
     if not isinstance(count, int) or isinstance(count, bool) or count < 0:
@@ -868,14 +1059,24 @@ def _tail(path: Path, limit: int) -> str:
 
 def _rmtree(path: Path) -> None:
     """Remove the run directory even if the child left unreadable subdirectories."""
+    root = str(path)
+    retried: set[str] = set()
 
     def make_writable_and_retry(func: Any, target: str, _exc: Any) -> None:
+        if target in retried:
+            return
+        retried.add(target)
         try:
             parent = os.path.dirname(target)
-            os.chmod(parent, stat.S_IRWXU)
+            if parent == root or parent.startswith(root + os.sep):  # never the temp dir
+                os.chmod(parent, stat.S_IRWXU)
             if os.path.isdir(target) and not os.path.islink(target):
                 os.chmod(target, stat.S_IRWXU)
-            func(target)
+                if func in (os.open, os.scandir):  # rmtree could not enter it: now it can
+                    shutil.rmtree(target, onerror=make_writable_and_retry)
+                    return
+            if func in (os.rmdir, os.unlink):
+                func(target)
         except OSError:
             pass
 

@@ -9,10 +9,14 @@ import click
 from flask import Flask, current_app
 from flask.cli import with_appcontext
 
-from runners import result_store
+from knowledge.settings import settings
+from runners import registry, result_store
 from runners.jobs import get_queue
-from runners.sandbox import sandbox_info
+from runners.sandbox import remove_stale_dirs, sandbox_info
 from service.extensions import core
+
+# A run directory older than the longest wall limit plus this belongs to no live run.
+STALE_MARGIN_S = 60.0
 
 
 @click.command("worker")
@@ -27,13 +31,20 @@ from service.extensions import core
 def worker_command(threads: int, recover_every: float) -> None:
     """Execute queued experiment runs in the sandbox (Ctrl-C stops)."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    required = settings().REQUIRE_SANDBOX
+    info = sandbox_info()
+    if required and info["isolation"] != "bubblewrap":
+        raise click.ClickException(
+            f"REQUIRE_SANDBOX is set but bubblewrap cannot run here ({info['reason']}); "
+            "install bubblewrap and allow user namespaces, or unset REQUIRE_SANDBOX"
+        )
     queue = get_queue(current_app.config["QUEUE_URL"])
     factory = queue.factory = core().sessions
-    info = sandbox_info()
-    click.echo(
-        f"worker: queue {queue.backend}, isolation {info.get('isolation')}, {threads} thread(s)"
-    )
-    stats = result_store.recover_stale(queue.factory, queue.enqueue)
+    queue.isolation = "bubblewrap" if required else "auto"
+    isolation = f"{info['isolation']}{' (required)' if required else ''}"
+    click.echo(f"worker: queue {queue.backend}, isolation {isolation}, {threads} thread(s)")
+    click.echo(f"worker: removed {remove_stale_dirs(stale_after_s())} stale run directories")
+    stats = result_store.recover_stale(queue.factory, queue.enqueue, pending=queue.pending_run_ids)
     click.echo(f"worker: recovered {stats}")
 
     stop = threading.Event()
@@ -41,7 +52,7 @@ def worker_command(threads: int, recover_every: float) -> None:
     def recover_loop() -> None:
         while not stop.wait(recover_every):
             try:
-                result_store.recover_stale(factory, queue.enqueue)
+                result_store.recover_stale(factory, queue.enqueue, pending=queue.pending_run_ids)
             except Exception:  # the database or broker may be briefly away
                 logging.getLogger(__name__).exception("recovering stale runs failed")
 
@@ -51,6 +62,12 @@ def worker_command(threads: int, recover_every: float) -> None:
         consumer.run()
     finally:
         stop.set()
+
+
+def stale_after_s() -> float:
+    """The age past which a run directory cannot belong to a live run."""
+    longest = max(result_store.limits_for(name).wall_s for name in registry.names())
+    return longest + STALE_MARGIN_S
 
 
 def init_app(app: Flask) -> None:

@@ -7,12 +7,17 @@ through ordinary metrics (booleans) and the English finding.
 
 from __future__ import annotations
 
+import ctypes
+import errno
 import os
+import platform
+import resource
 import signal
 import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -41,6 +46,13 @@ Mode = Literal[
     "not_result",
     "symlink_result",
     "no_result",
+    "fill_disk",
+    "fill_disk_and_wait",
+    "sparse_files",
+    "many_files",
+    "unlinked_files",
+    "fork_many",
+    "seccomp",
 ]
 
 
@@ -54,6 +66,7 @@ class Params(BaseModel):
     write_paths: list[str] = Field(default_factory=list, max_length=10)
     read_paths: list[str] = Field(default_factory=list, max_length=10)
     marker: str = Field("", max_length=64)
+    count: int = Field(0, ge=0, le=20_000)  # files to write, processes to fork
 
 
 def _ok(params: Params, seed: int) -> Result:
@@ -126,6 +139,107 @@ def _forever() -> None:
         time.sleep(1)
 
 
+def _write_files(count: int, size_mb: int) -> list[str]:
+    """``count`` files of ``size_mb`` MB each, every one under the per-file limit."""
+    names = [f"fill-{i}.bin" for i in range(count)]
+    for name in names:
+        with open(name, "wb") as fh:
+            for _ in range(size_mb):
+                fh.write(b"\1" * MIB)
+    return names
+
+
+def _sparse_files(count: int, size_mb: int) -> None:
+    for i in range(count):
+        with open(f"sparse-{i}.bin", "wb") as fh:
+            fh.truncate(size_mb * MIB)
+
+
+def _unlinked_files(count: int, size_mb: int) -> None:
+    """Files that take space but have no name left: only their open descriptors."""
+    kept = []
+    for i in range(count):
+        fh = open(f"gone-{i}.bin", "wb")  # noqa: SIM115 (kept open on purpose)
+        os.unlink(fh.name)
+        for _ in range(size_mb):
+            fh.write(b"\1" * MIB)
+        fh.flush()
+        kept.append(fh)
+    _forever()
+
+
+def _tasks_of_my_uid() -> int:
+    count = 0
+    for entry in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            status = Path(f"/proc/{entry}/status").read_text()
+        except OSError:
+            continue
+        fields = dict(line.split(":", 1) for line in status.splitlines())
+        if int(fields["Uid"].split()[0]) == os.getuid():
+            count += int(fields["Threads"])
+    return count
+
+
+def _fork_many(count: int) -> Result:
+    """Try ``count`` sleeping child processes; report how many started, the process
+    limit, and how many tasks this user had before."""
+    tasks = _tasks_of_my_uid()
+    forked = 0
+    for _ in range(count):
+        try:
+            pid = os.fork()
+        except OSError:
+            break
+        if pid == 0:
+            time.sleep(60)  # the sandbox kills them when the run ends
+            os._exit(0)
+        forked += 1
+    soft, _ = resource.getrlimit(resource.RLIMIT_NPROC)
+    return Result(
+        metrics={"forked": forked, "nproc_limit": soft, "tasks": tasks, "uid": os.getuid()},
+        figures=[],
+        finding={"en": f"{forked} processes started.", "ja": f"{forked} 個のプロセス。"},
+        supports_claim=True,
+    )
+
+
+def _errno_of(*args: int) -> int:
+    """errno of the raw system call ``args`` (0 when it succeeded)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.syscall.restype = ctypes.c_long
+    ctypes.set_errno(0)
+    return 0 if libc.syscall(*(ctypes.c_long(a) for a in args)) >= 0 else ctypes.get_errno()
+
+
+# x86_64 and aarch64 numbers of the calls the seccomp probe makes.
+_NR = {
+    "x86_64": {"unshare": 272, "setns": 308, "ptrace": 101, "getpid": 39},
+    "aarch64": {"unshare": 97, "setns": 268, "ptrace": 117, "getpid": 172},
+}
+
+
+def _seccomp(params: Params, seed: int) -> Result:
+    """Denied calls whose arguments make them harmless no-ops or plain errors when
+    allowed: unshare(0) succeeds, setns(-1, 0) is EBADF, PTRACE_PEEKDATA of pid 0 ESRCH.
+    Under the filter each is EPERM. Then the usual work, figures included."""
+    nr = _NR[platform.machine()]
+    status = dict(line.split(":", 1) for line in Path("/proc/self/status").read_text().splitlines())
+    metrics: dict[str, int | float | bool] = {
+        "seccomp_mode": int(status["Seccomp"]),
+        "unshare_errno": _errno_of(nr["unshare"], 0),
+        "setns_errno": _errno_of(nr["setns"], -1, 0),
+        "ptrace_errno": _errno_of(nr["ptrace"], 2, 0, 0, 0),  # PTRACE_PEEKDATA, pid 0
+        "getpid_errno": _errno_of(nr["getpid"]),
+        "eperm": errno.EPERM,
+    }
+    if platform.machine() == "x86_64":
+        metrics["x32_errno"] = _errno_of(0x40000000 | nr["getpid"])
+    result = _ok(params, seed)
+    result.metrics |= metrics
+    return result
+
+
 def run(params: Params, seed: int) -> Result | dict[str, object]:
     mode = params.mode
     if mode == "ok":
@@ -158,6 +272,24 @@ def run(params: Params, seed: int) -> Result | dict[str, object]:
         return _ok(params, seed)
     if mode == "raise":
         raise ValueError("probe failure 42")
+    if mode in ("fill_disk", "fill_disk_and_wait"):
+        _write_files(params.count, params.size_mb)
+        if mode == "fill_disk_and_wait":
+            _forever()
+        return _ok(params, seed)
+    if mode == "sparse_files":
+        _sparse_files(params.count, params.size_mb)
+        return _ok(params, seed)
+    if mode == "many_files":
+        for i in range(params.count):
+            open(f"empty-{i}", "wb").close()
+        _forever()
+    if mode == "unlinked_files":
+        _unlinked_files(params.count, params.size_mb)
+    if mode == "fork_many":
+        return _fork_many(params.count)
+    if mode == "seccomp":
+        return _seccomp(params, seed)
     result = _ok(params, seed)
     if mode == "bad_png":
         result.figures = [b"GIF89a not a png at all"]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import resource
 import socket
 import tempfile
 import threading
@@ -20,8 +21,8 @@ from typing import Any
 
 import pytest
 
-from runners import sandbox
-from runners.child import descendants
+from runners import sandbox, seccomp
+from runners.child import NPROC_MARGIN, descendants
 from runners.result import Result
 from runners.sandbox import PNG_SIGNATURE, Limits, Outcome, execute, sandbox_info
 
@@ -335,6 +336,211 @@ def test_file_size_limit() -> None:
     assert (outcome.status, outcome.error_code) == ("failed", "file_size_limit"), outcome
 
 
+# --- disk quota ----------------------------------------------------------------------------
+
+DISK = Limits(wall_s=20, cpu_s=20, memory_mb=768, file_size_mb=16, disk_mb=40)
+
+
+@pytest.mark.parametrize(
+    ("params", "isolation", "reason"),
+    [
+        # five 10 MB files: each under the 16 MB file limit, 50 MB together
+        ({"mode": "fill_disk", "count": 5, "size_mb": 10}, "bubblewrap", "files take"),
+        ({"mode": "fill_disk", "count": 5, "size_mb": 10}, "rlimits-only", "files take"),
+        ({"mode": "fill_disk_and_wait", "count": 5, "size_mb": 10}, "bubblewrap", "files take"),
+        ({"mode": "fill_disk_and_wait", "count": 5, "size_mb": 10}, "rlimits-only", "files take"),
+        # deleted files it keeps open still take space
+        ({"mode": "unlinked_files", "count": 5, "size_mb": 10}, "bubblewrap", "files take"),
+        ({"mode": "many_files", "count": 12_000}, "rlimits-only", "over 10000 files"),
+    ],
+)
+def test_disk_quota_of_the_run_directory(
+    params: dict[str, Any],
+    isolation: str,
+    reason: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    before = set(descendants(os.getpid()))
+    outcome = run_probe(params, DISK, isolation)
+    assert (outcome.status, outcome.error_code) == ("failed", "disk_limit"), outcome
+    assert "disk quota of 40 MB" in (outcome.error or "") and reason in (outcome.error or "")
+    assert outcome.duration_s < DISK.wall_s / 2  # killed by the quota, not the clock
+    assert list(tmp_path.iterdir()) == []  # and its directory is gone
+    assert set(descendants(os.getpid())) - before == set()
+
+
+def test_sparse_files_count_as_the_space_they_use() -> None:
+    # ten 15 MB files with nothing written: 150 MB apparent size, a few KB on disk
+    outcome = run_probe({"mode": "sparse_files", "count": 10, "size_mb": 15}, DISK)
+    assert outcome.status == "succeeded", outcome
+
+
+def test_disk_measurement(tmp_path: Path) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "big.bin").write_bytes(b"\1" * (4 * 1024 * 1024))
+    run = tmp_path / "run"
+    (run / "a" / "b").mkdir(parents=True)
+    (run / "a" / "b" / "one.bin").write_bytes(b"\1" * (1024 * 1024))
+    os.link(run / "a" / "b" / "one.bin", run / "a" / "same.bin")  # counted once
+    (run / "link").symlink_to(outside)  # never followed
+    (run / "file-link").symlink_to(outside / "big.bin")
+    with open(run / "sparse.bin", "wb") as fh:
+        fh.truncate(100 * 1024 * 1024)
+    use = sandbox._measure_disk(run)
+    assert use.problem is None and use.over(2 * 1024 * 1024) is None
+    assert 1024 * 1024 <= use.bytes < 1.5 * 1024 * 1024
+    assert "files take" in (use.over(512 * 1024) or "")
+
+
+def test_disk_measurement_refuses_what_it_cannot_walk(tmp_path: Path) -> None:
+    deep = tmp_path / "run"
+    deep.joinpath(*["d"] * (sandbox.MAX_DISK_DEPTH + 2)).mkdir(parents=True)
+    assert "nest over" in (sandbox._measure_disk(deep).over(1 << 40) or "")
+    wide = tmp_path / "wide"
+    wide.mkdir()
+    for i in range(sandbox.MAX_DISK_ENTRIES + 1):
+        (wide / str(i)).touch()
+    assert "over 10000 files" in (sandbox._measure_disk(wide).over(1 << 40) or "")
+    assert sandbox._measure_disk(tmp_path / "gone").bytes == 0
+
+
+# --- processes -------------------------------------------------------------------------------
+
+RLIMIT_NPROC_ENFORCED = os.geteuid() != 0  # the kernel exempts root (see runners.child)
+
+
+@pytest.fixture(scope="module")
+def fork_runs() -> dict[str, Outcome]:
+    """A run that tries to start 300 sleeping processes, in each mode available here."""
+    modes = ["bubblewrap", "rlimits-only"] if HAS_BWRAP else ["rlimits-only"]
+    params = {"mode": "fork_many", "count": 300}
+    before = set(descendants(os.getpid()))
+    runs = {m: execute(PROBE, params, 0, FAST, isolation=m) for m in modes}  # type: ignore[arg-type]
+    assert set(descendants(os.getpid())) - before == set()  # none is left running
+    return runs
+
+
+@BOTH_MODES
+def test_the_child_gets_a_process_limit(isolation: str, fork_runs: dict[str, Outcome]) -> None:
+    outcome = fork_runs[isolation]
+    assert outcome.status == "succeeded", outcome
+    assert outcome.result is not None
+    metrics = outcome.result.metrics
+    limit, tasks = metrics["nproc_limit"], metrics["tasks"]
+    assert limit != resource.RLIM_INFINITY and limit > NPROC_MARGIN
+    # The user's tasks when the child started plus the margin; without bubblewrap other
+    # processes of the same user (other tests) may come and go meanwhile.
+    slack = 8 if isolation == "bubblewrap" else 200
+    assert limit <= tasks + NPROC_MARGIN + slack, metrics
+    if isolation == "bubblewrap":  # its own user namespace: only the sandbox's tasks count
+        assert tasks < 16
+
+
+@pytest.mark.skipif(not RLIMIT_NPROC_ENFORCED, reason="RLIMIT_NPROC is not enforced for root")
+@BOTH_MODES
+def test_a_fork_bomb_is_bounded(isolation: str, fork_runs: dict[str, Outcome]) -> None:
+    outcome = fork_runs[isolation]
+    assert outcome.status == "succeeded", outcome
+    assert outcome.result is not None
+    forked = outcome.result.metrics["forked"]
+    # Without bubblewrap other processes of the same user may end meanwhile: some slack.
+    assert 0 < forked <= NPROC_MARGIN + (0 if isolation == "bubblewrap" else 32), forked
+
+
+# --- seccomp ---------------------------------------------------------------------------------
+
+
+@needs_bwrap
+@pytest.mark.skipif(seccomp.machine_arch() is None, reason="no seccomp table for this arch")
+def test_seccomp_refuses_calls_experiments_never_need() -> None:
+    outcome = run_probe({"mode": "seccomp", "n_figures": 1})
+    assert outcome.status == "succeeded", outcome  # normal work (torch, a figure) still runs
+    assert outcome.result is not None and len(outcome.result.figures) == 1
+    metrics = outcome.result.metrics
+    assert metrics["seccomp_mode"] == 2  # "Seccomp:\t2" in /proc/self/status: a filter
+    eperm = metrics["eperm"]
+    # Allowed, these would succeed (unshare(0)) or fail otherwise (EBADF, ESRCH).
+    assert (metrics["unshare_errno"], metrics["setns_errno"], metrics["ptrace_errno"]) == (
+        eperm,
+        eperm,
+        eperm,
+    )
+    assert metrics["getpid_errno"] == 0
+    if seccomp.machine_arch() == "x86_64":
+        assert metrics["x32_errno"] == eperm  # the x32 ABI is refused
+
+
+def test_runs_without_bubblewrap_get_no_seccomp_filter() -> None:
+    outcome = run_probe({"mode": "seccomp", "n_figures": 0}, isolation="rlimits-only")
+    assert outcome.status == "succeeded" and outcome.result is not None
+    assert outcome.result.metrics["unshare_errno"] == 0  # what the filter changes, above
+
+
+@needs_bwrap
+def test_a_broken_seccomp_filter_shows_in_the_probe(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sandbox, "_bwrap", sandbox._BwrapState())
+    monkeypatch.setattr(sandbox.seccomp, "filter_for_this_machine", lambda: b"\0" * 7)
+    info = sandbox_info()
+    assert info["isolation"] == "rlimits-only" and "seccomp" in info["reason"].lower()
+
+
+# --- directories a killed worker left behind ---------------------------------------------------
+
+
+def _old_dir(path: Path, age_s: float = 3600) -> Path:
+    path.mkdir()
+    (path / "work").mkdir()
+    (path / "work" / "data.bin").write_bytes(b"x" * 1000)
+    (path / "work" / "locked").mkdir(mode=0)  # unreadable: removed all the same
+    when = time.time() - age_s
+    os.utime(path, (when, when))
+    return path
+
+
+def test_remove_stale_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    stale = [_old_dir(tmp_path / f"{p}old") for p in sandbox.RUN_DIR_PREFIXES]
+    fresh = _old_dir(tmp_path / "ra-run-fresh", age_s=10)
+    other = _old_dir(tmp_path / "other-old")
+    target = _old_dir(tmp_path / "target")
+    link = tmp_path / "ra-run-link"
+    link.symlink_to(target)
+    when = time.time() - 3600
+    os.utime(link, (when, when), follow_symlinks=False)
+    kept = [fresh, other, target, link]
+    if os.geteuid() == 0:  # another user's directory is not ours to remove
+        foreign = _old_dir(tmp_path / "ra-run-foreign")
+        os.chown(foreign, 65534, 65534)
+        os.utime(foreign, (when, when))
+        kept.append(foreign)
+
+    assert sandbox.remove_stale_dirs(600) == len(stale)
+    assert sorted(tmp_path.iterdir()) == sorted(kept)
+    assert link.is_symlink() and (target / "work" / "data.bin").exists()  # not followed
+
+
+def test_unreadable_directories_a_run_left_are_removed(tmp_path: Path) -> None:
+    run = _old_dir(tmp_path / "ra-run-x")
+    (run / "work" / "no-write").mkdir(mode=0o500)
+    (run / "work" / "no-list").mkdir(mode=0o300)
+    (run / "work" / "no-list" / "f").touch()
+    sandbox._rmtree(run)
+    assert not run.exists()
+
+
+def test_removing_a_symlinked_run_dir_leaves_the_temp_dir_alone(tmp_path: Path) -> None:
+    target = _old_dir(tmp_path / "target")
+    tmp_path.chmod(0o755)
+    link = tmp_path / "ra-run-link"
+    link.symlink_to(target)
+    sandbox._rmtree(link)
+    assert tmp_path.stat().st_mode & 0o777 == 0o755
+    assert (target / "work" / "data.bin").exists()
+
+
 # --- failures and result validation -----------------------------------------------------------
 
 
@@ -356,7 +562,6 @@ def test_experiment_exception_is_reported() -> None:
         ({"mode": "bad_png"}, FAST, "fig-0.png is not a complete PNG"),
         ({"mode": "ok"}, Limits(max_figure_bytes=1000), "fig-0.png is"),
         ({"mode": "ok", "n_figures": 3}, Limits(max_figures=2), "3 figures, over the limit"),
-        ({"mode": "nan"}, FAST, "metric 'mean' is not a finite number"),
         ({"mode": "bad_finding"}, FAST, 'exactly the keys "en" and "ja"'),
         ({"mode": "not_result"}, FAST, "run() returned dict, not Result"),
         ({"mode": "symlink_result"}, FAST, "result.json cannot be opened"),
@@ -368,6 +573,16 @@ def test_bad_results_are_rejected(params: dict[str, Any], limits: Limits, reason
     assert (outcome.status, outcome.error_code) == ("failed", "invalid_result"), outcome
     assert outcome.result is None
     assert reason in (outcome.error or "")
+
+
+def test_a_diverged_run_is_a_finding_not_an_error() -> None:
+    outcome = run_probe({"mode": "nan"})
+    assert outcome.status == "succeeded", outcome
+    assert outcome.result is not None
+    assert outcome.result.metrics["diverged"] is True and "mean" not in outcome.result.metrics
+    assert outcome.result.supports_claim is None
+    assert "diverged" in outcome.result.finding["en"] and "mean" in outcome.result.finding["en"]
+    assert "発散" in outcome.result.finding["ja"]
 
 
 def _result_dir(tmp_path: Path, doc: Any, figures: tuple[bytes, ...] = ()) -> Path:
@@ -390,6 +605,7 @@ GOOD_DOC = {
     ("change", "reason"),
     [
         ({"metrics": {"a": "1.5"}}, "metric 'a'"),
+        ({"metrics": {"a": float("nan")}}, "metric 'a' is not a finite number"),
         ({"metrics": {"a": [1]}}, "metric 'a'"),
         ({"metrics": {"": 1}}, "invalid name"),
         ({"series": {"s": [True]}}, "series 's'"),
