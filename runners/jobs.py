@@ -12,6 +12,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 
 from huey import Huey, RedisHuey, SqliteHuey
+from huey.consumer import Consumer
 from sqlalchemy.orm import Session, sessionmaker
 
 from runners import result_store
@@ -42,6 +43,18 @@ class Queue:
 
     def enqueue(self, run_id: str) -> None:
         self._execute_run(run_id)
+
+    def consumer(self, threads: int, max_delay: float) -> Consumer:
+        """Huey's consumer of this queue: ``threads`` runs at once; an idle SQLite queue is
+        polled at most ``max_delay`` seconds apart (Redis pops block, so never wait)."""
+        return self.huey.create_consumer(
+            workers=threads,
+            worker_type="thread",
+            periodic=False,
+            initial_delay=min(0.05, max_delay),
+            backoff=1.5,
+            max_delay=max_delay,
+        )
 
     def pending(self) -> int:
         return self.huey.pending_count()

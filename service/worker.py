@@ -17,6 +17,10 @@ from service.extensions import core
 
 # A run directory older than the longest wall limit plus this belongs to no live run.
 STALE_MARGIN_S = 60.0
+# Huey's consumer backs off to 10 s between polls of an idle SQLite queue, so a fresh run
+# waited seconds with the worker idle; polling at most this far apart costs one indexed
+# read per thread, and a run starts within it. (Redis is read with a blocking pop.)
+POLL_MAX_DELAY_S = 0.25
 
 
 @click.command("worker")
@@ -27,8 +31,15 @@ STALE_MARGIN_S = 60.0
     show_default=True,
     help="Seconds between checks for runs lost by dead workers.",
 )
+@click.option(
+    "--poll-max-delay",
+    default=POLL_MAX_DELAY_S,
+    show_default=True,
+    type=click.FloatRange(0.01, 60),
+    help="SQLite queue: the longest wait between polls while idle (Redis blocks instead).",
+)
 @with_appcontext
-def worker_command(threads: int, recover_every: float) -> None:
+def worker_command(threads: int, recover_every: float, poll_max_delay: float) -> None:
     """Execute queued experiment runs in the sandbox (Ctrl-C stops)."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     required = settings().REQUIRE_SANDBOX
@@ -57,7 +68,7 @@ def worker_command(threads: int, recover_every: float) -> None:
                 logging.getLogger(__name__).exception("recovering stale runs failed")
 
     threading.Thread(target=recover_loop, daemon=True).start()
-    consumer = queue.huey.create_consumer(workers=threads, worker_type="thread", periodic=False)
+    consumer = queue.consumer(threads, poll_max_delay)
     try:
         consumer.run()
     finally:
