@@ -142,8 +142,9 @@ def _figure_variance(dims: list[int], arms: dict[str, dict[str, list[float]]]) -
     fig, ax = plt.subplots(figsize=(6, 4))
     ax.plot(dims, arms["unscaled"]["var"], "o-", label="unscaled q.k")
     ax.plot(dims, arms["scaled"]["var"], "s-", label="scaled q.k / sqrt(d)")
-    ax.plot(dims, dims, ":", color="gray", label="variance = d")
-    ax.axhline(1.0, color="gray", linestyle="--", label="variance = 1")
+    # The references are drawn over the data (the unscaled points lie on variance = d).
+    ax.plot(dims, dims, "--", color="black", linewidth=1.2, zorder=3, label="variance = d")
+    ax.axhline(1.0, color="black", linestyle=":", linewidth=1.2, zorder=3, label="variance = 1")
     ax.set_xscale("log", base=2)
     ax.set_yscale("log")
     ax.set_xlabel("dimension d")

@@ -127,7 +127,8 @@ def run(params: Params, seed: int) -> Result:
     ax.set_ylabel("mean squared error")
     kind = "minimum-norm" if p.ridge == 0 else f"ridge {p.ridge:g}"
     ax.set_title(f"Random ReLU features, {kind} least squares")
-    ax.legend(loc="lower left")
+    # Below the axes, so that it never covers the curves' points.
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2, fontsize=8)
 
     return Result(
         metrics=metrics,
