@@ -22,7 +22,7 @@ from knowledge.entry_store import (
     find_entry,
 )
 from knowledge.feedback_stats import feedback_by_entry
-from knowledge.schema import LANGS, EntryData, Lang, is_slug
+from knowledge.schema import LANGS, EntryData, Lang, cited_keys, is_slug
 from knowledge.tables import Entry
 from knowledge.text import detect_lang, normalize
 from runners import registry
@@ -151,7 +151,7 @@ def create() -> str | BaseResponse | tuple[str, int]:
     with core().sessions() as session:
         if find_entry(session, data.slug, data.course) is not None:
             form.errors["slug"] = translate("ta.slug_taken")
-            return _editor(form, mode="new"), 400
+            return _editor(form, mode="new", taken=data.slug), 400
     if not request.form.get("not_duplicate"):
         similar = [s for s in similar_entries(data.question) if s.likely_duplicate]
         if similar:
@@ -162,12 +162,13 @@ def create() -> str | BaseResponse | tuple[str, int]:
         )
     except editing.SlugTaken:  # someone created the same slug a moment ago
         form.errors["slug"] = translate("ta.slug_taken")
-        return _editor(form, mode="new"), 409
+        return _editor(form, mode="new", taken=data.slug), 409
     except editing.Invalid as exc:
         form.add_errors(exc.errors)
         return _editor(form, mode="new"), 400
     again = result.entry.version > 1  # a deleted entry's slug: it is back, history kept
     flash(translate("ta.created_again" if again else "ta.created", slug=data.slug), "success")
+    _warn_uncited(data)
     if answered:
         flash(translate("ta.queue_answered", count=answered), "success")
     return redirect(url_for("ta_entries.edit", slug=data.slug))
@@ -219,7 +220,16 @@ def update(slug: str) -> str | BaseResponse | tuple[str, int]:
         flash(translate("ta.unchanged"), "info")
     else:
         flash(translate("ta.saved", slug=slug, version=result.entry.version), "success")
+        _warn_uncited(data)
     return redirect(url_for("ta_entries.edit", slug=slug))
+
+
+def _warn_uncited(data: EntryData) -> None:
+    """Saved, but a citation no answer cites: likely a forgotten [@key]."""
+    cited = {key for text in data.answer.values() for key in cited_keys(text)}
+    uncited = [c.key for c in data.citations if c.key not in cited]
+    if uncited:
+        flash(translate("ta.uncited", keys=", ".join("@" + k for k in uncited)), "warning")
 
 
 def _stale(form: EntryForm, draft: EntryData) -> tuple[str, int]:

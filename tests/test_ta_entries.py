@@ -419,3 +419,17 @@ def test_nul_characters_and_malformed_slugs_are_harmless(
         post(ta, "/ta/queue/resolve", {"ids": "1", "action": "link", "slug": "a\x00"}).status_code
         == 400
     )
+
+
+def test_an_uncited_citation_is_saved_with_a_warning(ta: FlaskClient) -> None:
+    form = entry_form(answer_en="An answer that forgets to cite its source at all.")
+    res = post(ta, "/ta/entries/new", form)
+    assert res.status_code == 302, text(res)
+    page = text(ta.get(res.headers["Location"]))
+    assert "flash-warning" in page and "never cites @" in page
+
+
+def test_a_taken_slug_links_to_the_entry(ta: FlaskClient) -> None:
+    res = post(ta, "/ta/entries/new", entry_form(slug="agi"))
+    assert res.status_code == 400
+    assert 'id="slug-taken"' in text(res) and 'href="/ta/entries/agi/edit"' in text(res)
