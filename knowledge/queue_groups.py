@@ -29,6 +29,10 @@ MODEL = embedders.MultilingualUSE.name
 # Cosine to a group's centroid needed to join it (paraphrases of one question score
 # about 0.8 with this encoder; different questions on one topic about 0.5-0.7).
 THRESHOLD = 0.75
+# The same question in the other language scores lower with this encoder (0.61-0.84 on 8
+# hand-written English/Japanese pairs, different questions 0.23-0.60 but for one 0.77):
+# joining a group none of whose questions share the asker's language needs this.
+CROSS_LANG_THRESHOLD = 0.6
 MAX_QUESTIONS = 5000  # the newest open questions grouped (the page says when there are more)
 # resolved_slug of questions a TA dismissed (not a valid slug, so never an entry's).
 DISMISSED = "~dismissed"
@@ -115,24 +119,38 @@ def question_vectors(session: Session, texts: Sequence[str], model: str = MODEL)
     return matrix
 
 
-def group_vectors(vectors: np.ndarray, threshold: float = THRESHOLD) -> list[list[int]]:
-    """Greedy centroid grouping of rows in the given order; returns row indices per group."""
+def group_vectors(
+    vectors: np.ndarray,
+    threshold: float = THRESHOLD,
+    langs: Sequence[str] | None = None,
+    cross_threshold: float = CROSS_LANG_THRESHOLD,
+) -> list[list[int]]:
+    """Greedy centroid grouping of rows in the given order; returns row indices per group.
+    With ``langs`` (one per row), a row joins a group with no question in its language
+    at ``cross_threshold``."""
     groups: list[list[int]] = []
     # Per group: the sum of its vectors and that sum normalised (its centroid). Only the
     # group a row joins changes, so only its centroid is recomputed.
     sums = np.zeros(vectors.shape, dtype=np.result_type(np.float32, vectors.dtype))
     centroids = np.zeros_like(sums)
+    row_langs = list(langs) if langs is not None else [""] * len(vectors)
+    # Per language: which groups hold a question in it (without langs: every group).
+    has_lang = {lang: np.full(len(vectors), langs is None) for lang in set(row_langs)}
     for row, vector in enumerate(vectors):
+        lang = row_langs[row]
         n = len(groups)
         if n:
-            sims = centroids[:n] @ vector
-            best = int(np.argmax(sims))
-            if sims[best] >= threshold:
+            needed = np.where(has_lang[lang][:n], threshold, cross_threshold)
+            margin = centroids[:n] @ vector - needed
+            best = int(np.argmax(margin))
+            if margin[best] >= 0:
                 groups[best].append(row)
+                has_lang[lang][best] = True
                 sums[best] += vector
                 _set_centroid(centroids, sums, best)
                 continue
         groups.append([row])
+        has_lang[lang][n] = True
         sums[n] = vector.astype(np.float32)
         _set_centroid(centroids, sums, n)
     return groups
@@ -154,8 +172,10 @@ def unanswered_groups(
     if not questions:
         return []
     vectors = question_vectors(session, [q.question for q in questions])
+    langs = [q.lang for q in questions]
     groups = [
-        QuestionGroup([questions[i] for i in rows]) for rows in group_vectors(vectors, threshold)
+        QuestionGroup([questions[i] for i in rows])
+        for rows in group_vectors(vectors, threshold, langs)
     ]
     # Rows are newest first, so every group starts with its newest question and groups
     # are opened in the order of their newest questions: the list is already newest first.

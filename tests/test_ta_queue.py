@@ -236,3 +236,13 @@ def test_every_group_is_reachable_page_by_page(app: Flask, ta: FlaskClient) -> N
     assert "Page 2 of" in second and 'rel="prev"' in second
     assert re.findall(r"data-group>", second)
     assert ta.get("/ta/queue?page=999").status_code == 200  # clamped to the last page
+
+
+def test_the_same_question_in_the_other_language_joins_its_group() -> None:
+    # Two unit vectors with cosine 0.65: a paraphrase across languages scores like that.
+    a = np.array([1.0, 0.0], dtype=np.float32)
+    b = np.array([0.65, np.sqrt(1 - 0.65**2)], dtype=np.float32)
+    vectors = np.stack([a, b])
+    assert queue_groups.group_vectors(vectors, langs=["en", "ja"]) == [[0, 1]]
+    assert queue_groups.group_vectors(vectors, langs=["en", "en"]) == [[0], [1]]
+    assert queue_groups.group_vectors(vectors) == [[0], [1]]  # no languages: one threshold
