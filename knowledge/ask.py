@@ -183,6 +183,7 @@ class Retriever:
         lang: str | None = None,
         top_k: int = 3,
         log: bool = True,
+        client: str | None = None,
     ) -> AskResult:
         text = normalize(question.replace("\x00", ""))
         if not text:
@@ -211,10 +212,10 @@ class Retriever:
         )
         if log:
             # TAs see the question as the student typed it, not its normalised form.
-            result.ask_id = self._log(result, question.strip(), course)
+            result.ask_id = self._log(result, question.strip(), course, client)
         return result
 
-    def _log(self, result: AskResult, asked: str, course: str | None) -> int:
+    def _log(self, result: AskResult, asked: str, course: str | None, client: str | None) -> int:
         # Every question is logged, so this is on the hot path: a single INSERT ... RETURNING
         # in autocommit mode saves the BEGIN and COMMIT roundtrips of a session transaction.
         row = insert(AskLog).values(
@@ -224,6 +225,7 @@ class Retriever:
             best_slug=result.matches[0].entry.slug if result.matches else None,
             confidence=result.confidence,
             abstained=result.abstained,
+            client=client,
         )
         with self._autocommit.connect() as conn:
             return conn.execute(row.returning(AskLog.id)).scalar_one()

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 import numpy as np
-from sqlalchemy import func, select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session
 
 from knowledge import embedders
@@ -34,6 +34,8 @@ THRESHOLD = 0.75
 # joining a group none of whose questions share the asker's language needs this.
 CROSS_LANG_THRESHOLD = 0.6
 MAX_QUESTIONS = 5000  # the newest open questions grouped (the page says when there are more)
+# One client's newest open questions taken at most: a flood cannot bury everyone else's.
+MAX_PER_CLIENT = 20
 # resolved_slug of questions a TA dismissed (not a valid slug, so never an entry's).
 DISMISSED = "~dismissed"
 
@@ -87,11 +89,22 @@ class QuestionGroup:
 def open_questions(
     session: Session, course: str | None = None, limit: int = MAX_QUESTIONS
 ) -> list[QueuedQuestion]:
-    """Declined questions no TA has answered or dismissed yet, newest first."""
-    query = select(AskLog).where(AskLog.abstained.is_(True), AskLog.resolved_slug.is_(None))
+    """Declined questions no TA has answered or dismissed yet, newest first; of one
+    client's, the newest MAX_PER_CLIENT (questions logged without a client all count)."""
+    newest_first = (AskLog.created_at.desc(), AskLog.id.desc())
+    rank = func.row_number().over(partition_by=AskLog.client, order_by=newest_first)
+    ranked = select(AskLog.id, rank.label("rank")).where(
+        AskLog.abstained.is_(True), AskLog.resolved_slug.is_(None)
+    )
     if course:
-        query = query.where(AskLog.course_code == course)
-    rows = session.scalars(query.order_by(AskLog.created_at.desc(), AskLog.id.desc()).limit(limit))
+        ranked = ranked.where(AskLog.course_code == course)
+    kept = ranked.subquery()
+    query = (
+        select(AskLog)
+        .join(kept, kept.c.id == AskLog.id)
+        .where(or_(AskLog.client.is_(None), kept.c.rank <= MAX_PER_CLIENT))
+    )
+    rows = session.scalars(query.order_by(*newest_first).limit(limit))
     return [
         QueuedQuestion(r.id, r.question, r.lang, r.created_at, r.best_slug, r.confidence)
         for r in rows

@@ -217,6 +217,9 @@ class AskLog(Base):
     confidence: Mapped[float] = mapped_column(Float)
     abstained: Mapped[bool] = mapped_column(Boolean)
     # Set when a TA answers a declined question; answered questions leave the queue.
+    # A keyed hash of who asked (token or address), never the address: caps one client's
+    # share of the TAs' queue.
+    client: Mapped[str | None] = mapped_column(String(32), nullable=True)
     resolved_slug: Mapped[str | None] = mapped_column(String(120), nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 

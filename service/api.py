@@ -20,6 +20,7 @@ from service import presenters
 from service.auth_tokens import require_read, require_scope
 from service.errors import ApiError
 from service.extensions import core
+from service.limits import client_pseudonym
 from service.openapi import api, responses
 from service.write_api import etag
 
@@ -48,6 +49,7 @@ def ask(json: m.AskRequest) -> Response:
             course=course,
             lang=json.lang,
             top_k=json.top_k,
+            client=client_pseudonym(),
         )
     except QuestionError as exc:
         raise ApiError(400, exc.code, str(exc), field="question") from None

@@ -10,6 +10,8 @@ Each app gets its own Limiter (tests build many apps in one process).
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import logging
 import math
 import time
@@ -35,6 +37,13 @@ def rate_key() -> str:
     if principal is not None and principal.token_id is not None:
         return f"token:{principal.token_id}"
     return f"addr:{request.remote_addr or 'unknown'}"
+
+
+def client_pseudonym() -> str:
+    """Who is asking, as a keyed hash of ``rate_key()``: stable per token or address, and
+    no address is stored (the TAs' queue caps one client's share with it)."""
+    key = str(current_app.config["SECRET_KEY"]).encode()
+    return hmac.new(key, rate_key().encode(), hashlib.sha256).hexdigest()[:32]
 
 
 def _limit_for(family: str) -> Callable[[], str]:

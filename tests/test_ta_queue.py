@@ -252,3 +252,27 @@ def test_the_same_question_in_the_other_language_joins_its_group() -> None:
     assert queue_groups.group_vectors(vectors, langs=["en", "ja"]) == [[0, 1]]
     assert queue_groups.group_vectors(vectors, langs=["en", "en"]) == [[0], [1]]
     assert queue_groups.group_vectors(vectors) == [[0], [1]]  # no languages: one threshold
+
+
+def test_one_client_flooding_asks_cannot_bury_the_queue(app: Flask, client: FlaskClient) -> None:
+    import random
+
+    rng = random.Random(3)
+    letters = "abcdefghijklmnopqrstuvwxyz"
+
+    def nonsense() -> str:
+        return " ".join("".join(rng.choice(letters) for _ in range(6)) for _ in range(4)) + "?"
+
+    for _ in range(queue_groups.MAX_PER_CLIENT + 15):
+        res = client.post(
+            "/api/v1/ask", json={"question": nonsense()}, environ_base={"REMOTE_ADDR": "10.0.0.9"}
+        )
+        assert res.json["abstained"]
+    other = nonsense()
+    client.post("/api/v1/ask", json={"question": other}, environ_base={"REMOTE_ADDR": "10.0.0.7"})
+    with app.extensions["core"].sessions() as session:
+        questions = queue_groups.open_questions(session)
+        clients = session.execute(select(AskLog.client).distinct()).scalars().all()
+    assert other in [q.question for q in questions]
+    assert len(questions) == queue_groups.MAX_PER_CLIENT + 1
+    assert all(c is None or (len(c) == 32 and "10.0.0" not in c) for c in clients)
