@@ -8,6 +8,9 @@ A student rating a decline can pick one of the related entries ("this should hav
 answered by X"); the vote of one asked question can be changed (one row per ask).
 """
 
+# Plain ALTER TABLE (SQLite adds and drops columns itself): a batch table copy would
+# drop the table, which its foreign keys refuse once rows refer to it.
+
 from collections.abc import Sequence
 
 import sqlalchemy as sa
@@ -20,12 +23,10 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("feedback", schema=None) as batch_op:
-        batch_op.add_column(sa.Column("suggested_slug", sa.String(length=120), nullable=True))
-        batch_op.add_column(sa.Column("updated_at", sa.DateTime(timezone=True), nullable=True))
+    op.add_column("feedback", sa.Column("suggested_slug", sa.String(length=120), nullable=True))
+    op.add_column("feedback", sa.Column("updated_at", sa.DateTime(timezone=True), nullable=True))
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("feedback", schema=None) as batch_op:
-        batch_op.drop_column("updated_at")
-        batch_op.drop_column("suggested_slug")
+    op.drop_column("feedback", "updated_at")
+    op.drop_column("feedback", "suggested_slug")

@@ -9,6 +9,9 @@ link (the course page, its forum); a declined question that no entry is close to
 them instead of related entries.
 """
 
+# Plain ALTER TABLE (SQLite adds and drops columns itself): a batch table copy would
+# drop the table, which its foreign keys refuse once rows refer to it.
+
 from collections.abc import Sequence
 
 import sqlalchemy as sa
@@ -21,12 +24,10 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("courses", schema=None) as batch_op:
-        batch_op.add_column(sa.Column("help_text", sa.JSON(), nullable=True))
-        batch_op.add_column(sa.Column("help_url", sa.String(length=500), nullable=True))
+    op.add_column("courses", sa.Column("help_text", sa.JSON(), nullable=True))
+    op.add_column("courses", sa.Column("help_url", sa.String(length=500), nullable=True))
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("courses", schema=None) as batch_op:
-        batch_op.drop_column("help_url")
-        batch_op.drop_column("help_text")
+    op.drop_column("courses", "help_url")
+    op.drop_column("courses", "help_text")

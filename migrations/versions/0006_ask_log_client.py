@@ -9,6 +9,9 @@ itself); the TAs' queue takes at most a few open questions per client, so one cl
 flood of asks cannot bury everyone else's.
 """
 
+# Plain ALTER TABLE (SQLite adds and drops columns itself): a batch table copy would
+# drop the table, which its foreign keys refuse once rows refer to it.
+
 from collections.abc import Sequence
 
 import sqlalchemy as sa
@@ -21,10 +24,8 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("ask_log", schema=None) as batch_op:
-        batch_op.add_column(sa.Column("client", sa.String(length=32), nullable=True))
+    op.add_column("ask_log", sa.Column("client", sa.String(length=32), nullable=True))
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("ask_log", schema=None) as batch_op:
-        batch_op.drop_column("client")
+    op.drop_column("ask_log", "client")
