@@ -272,12 +272,17 @@ def recover_stale(
                 run.finished_at = now
                 run.active_key = None
                 stats["failed"] += 1
-        queued = session.execute(select(Run.id, Run.created_at).where(Run.status == "queued"))
+        queued = session.execute(
+            select(Run.id, Run.created_at, Run.started_at).where(Run.status == "queued")
+        )
         cutoff = now - timedelta(seconds=requeue_after_s)
+        # A run that has started before (retried just now, or earlier) was taken off the
+        # queue already; a new one is its web process's to enqueue for a few seconds.
         settled = [
             run_id
-            for run_id, created in queued
-            if (created if created.tzinfo else created.replace(tzinfo=now.tzinfo)) <= cutoff
+            for run_id, created, started in queued
+            if started is not None
+            or (created if created.tzinfo else created.replace(tzinfo=now.tzinfo)) <= cutoff
         ]
     in_queue = pending()
     for run_id in settled:

@@ -366,6 +366,15 @@ def _seccomp_fd(enabled: bool) -> Iterator[int | None]:
         os.close(read_fd)
 
 
+def _dies_with_worker(argv: list[str]) -> list[str]:
+    """``argv`` under ``setpriv --pdeathsig KILL`` (util-linux) when it is installed: if
+    the worker is killed, its run (bubblewrap's monitor, or the child itself) is killed
+    too instead of running on as an orphan. (The signal follows the thread that started
+    the run, which waits for it to end.)"""
+    setpriv = shutil.which("setpriv")
+    return [setpriv, "--pdeathsig", "KILL", "--", *argv] if setpriv else argv
+
+
 # --- matplotlib font cache -----------------------------------------------------------------
 
 _fontlist: dict[str, Any] = {"done": False, "name": None, "data": None}
@@ -524,6 +533,7 @@ def _spawn(
         if use_bwrap:
             status_r, status_w = os.pipe()
             argv = _bwrap_argv(work, module, limits, status_w, seccomp_fd) + ["--", *argv]
+        argv = _dies_with_worker(argv)
         try:
             with open(log_path, "wb") as log_file:
                 proc = subprocess.Popen(

@@ -112,7 +112,8 @@ class RequestParser(FlaskPlugin):
 
 
 def _json_body(model: type[BaseModel]) -> dict[str, Any]:
-    """The request body as a JSON object (top-level nulls count as absent), or a 400."""
+    """The request body as a JSON object, or a 400. A null for a required field counts as
+    that field missing (nulls elsewhere are values the model takes or refuses)."""
     raw = request.get_data(cache=True)
     if not raw.strip():
         if getattr(model, "optional_body", False):

@@ -139,10 +139,29 @@ def test_worker_killed_mid_run_never_leaves_it_running(
     proc = worker()
     wait_for(client, run_id, {"running"} | FINAL, timeout=60)
     stop(proc, signal.SIGKILL)  # the worker dies mid-run
+    # ... and its run with it, not left running as an orphan (setpriv --pdeathsig).
+    deadline = time.monotonic() + 10
+    while _run_children() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not _run_children()
     worker()  # a new worker notices the dead one and retries the run once
     body = wait_for(client, run_id, FINAL)
     assert body["status"] in FINAL
     assert body["provenance"]["attempts"] in (1, 2)
+
+
+def _run_children() -> list[int]:
+    """Processes running an experiment's child (this test's only runs)."""
+    pids = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/cmdline", "rb") as f:
+                    if b"runners.child" in f.read():
+                        pids.append(int(entry))
+            except OSError:
+                continue
+    return pids
 
 
 @pytest.mark.parametrize(
