@@ -5,10 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Blueprint, Flask, Response, current_app, jsonify
+from sqlalchemy.orm import Session
 
 from knowledge import entry_queries
 from knowledge.ask import RELATED_MIN_CONFIDENCE, QuestionError
-from knowledge.entry_store import find_entry, kb_version
+from knowledge.entry_store import find_entry, get_course, kb_version
 from knowledge.feedback import UnknownEntry, UnknownQuestion
 from knowledge.feedback import record as record_feedback
 from knowledge.tables import Course, Entry
@@ -41,7 +42,7 @@ def ask(json: m.AskRequest) -> Response:
     course = json.course.replace("\x00", "") if json.course is not None else None
     if course is not None:
         with core().sessions() as session:
-            if course not in entry_queries.course_codes(session):
+            if get_course(session, course) is None:
                 raise ApiError(404, "unknown_course", f"No course {course!r}.", field="course")
     try:
         result = core().retriever.ask(
@@ -123,9 +124,7 @@ def list_entries(query: m.EntryListQuery) -> Response:
 def get_entry(slug: str, query: m.CourseQuery) -> Response:
     """One entry, with its ETag"""
     with core().sessions() as session:
-        entry = find_entry(session, slug, query.course)
-        if entry is None:
-            raise ApiError(404, "unknown_slug", f"No entry with slug {slug!r}.")
+        entry = _entry_or_404(session, slug, query.course)
         response = jsonify(presenters.entry_detail(entry))
         response.headers["ETag"] = etag(entry.version)
         return response
@@ -142,10 +141,15 @@ def get_entry(slug: str, query: m.CourseQuery) -> Response:
 def get_answer(slug: str, query: m.AnswerQuery) -> Response:
     """One entry's answer as /ask shows it, in a language"""
     with core().sessions() as session:
-        entry = find_entry(session, slug, query.course)
-        if entry is None:
-            raise ApiError(404, "unknown_slug", f"No entry with slug {slug!r}.")
+        entry = _entry_or_404(session, slug, query.course)
         return jsonify(presenters.answer_json(entry, query.lang or "en"))
+
+
+def _entry_or_404(session: Session, slug: str, course: str | None) -> Entry:
+    entry = find_entry(session, slug, course)
+    if entry is None:
+        raise ApiError(404, "unknown_slug", f"No entry with slug {slug!r}.")
+    return entry
 
 
 @bp.post("/feedback")

@@ -57,17 +57,26 @@ class ParameterSchema(GenerateJsonSchema):
         return self.generate_inner(schema["schema"])
 
 
-class Parameters(BaseModel):
+class SchemaBy(BaseModel):
+    """A model whose JSON schema (the document's, via spectree) comes from its own
+    generator ``schema_by``."""
+
+    schema_by: ClassVar[type[GenerateJsonSchema]] = GenerateJsonSchema
+
     @classmethod
-    def model_json_schema(  # absent, not null (see ParameterSchema)
+    def model_json_schema(
         cls,
         by_alias: bool | None = True,
         ref_template: str = DEFAULT_REF_TEMPLATE,
-        schema_generator: type[GenerateJsonSchema] = ParameterSchema,
+        schema_generator: type[GenerateJsonSchema] = GenerateJsonSchema,
         mode: JsonSchemaMode = "validation",
         **kwargs: Any,
     ) -> dict[str, Any]:
-        return super().model_json_schema(by_alias, ref_template, ParameterSchema, mode, **kwargs)
+        return super().model_json_schema(by_alias, ref_template, cls.schema_by, mode, **kwargs)
+
+
+class Parameters(SchemaBy):
+    schema_by = ParameterSchema  # absent, not null
 
 
 class Query(Parameters):
@@ -175,25 +184,16 @@ class EntryTextSchema(GenerateJsonSchema):
         return out
 
 
-class EntryCreate(EntryData):
+class EntryCreate(SchemaBy, EntryData):
     """A new entry. Question and answer in the same languages, unique citation keys, every
     [@key] in an answer cited, runner.params valid for the experiment (GET
     /api/v1/experiments), and no control characters in any string."""
 
     model_config = ConfigDict(json_schema_extra=lambda s: entry_schema_rules(s))
 
-    runner: RunnerIn | None = None
+    schema_by = EntryTextSchema  # the rules JSON Schema can state, in every nested string
 
-    @classmethod
-    def model_json_schema(  # the entry rules JSON Schema can state, in every nested string
-        cls,
-        by_alias: bool | None = True,
-        ref_template: str = DEFAULT_REF_TEMPLATE,
-        schema_generator: type[GenerateJsonSchema] = EntryTextSchema,
-        mode: JsonSchemaMode = "validation",
-        **kwargs: Any,
-    ) -> dict[str, Any]:
-        return super().model_json_schema(by_alias, ref_template, EntryTextSchema, mode, **kwargs)
+    runner: RunnerIn | None = None
 
 
 class EntryUpdate(EntryCreate):
