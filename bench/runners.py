@@ -2,7 +2,8 @@
 latency of serving a cached result over HTTP (Flask test client, in-process); and, with
 a real worker on the SQLite queue left idle first, the queue's overhead on a fresh run
 (time from the POST to ``succeeded`` minus the run's own duration) and click to figure,
-with the consumer's idle polling as before (Huey's default, up to 10 s apart) and now.
+with the consumer's idle polling as before (Huey's default, up to 10 s apart) and now,
+and with a cold child per run against a warm one (started ahead, torch imported).
 
     .venv/bin/python -m bench.runners [--idle 12] [--runs 4]
 """
@@ -23,15 +24,19 @@ from bench.common import ROOT, percentile, seeded_sqlite
 BIN = Path(sys.executable).parent
 
 
-def queue_overhead(max_delay: float, idle_s: float, runs: int) -> tuple[list[float], list[float]]:
-    """(overhead s, click-to-figure s) per fresh run, each after ``idle_s`` of idling."""
+def queue_overhead(
+    max_delay: float, warm: bool, idle_s: float, runs: int
+) -> tuple[list[float], list[float]]:
+    """(overhead s, click-to-figure s) per fresh run, each after ``idle_s`` of idling;
+    click to figure ends when the run's first figure has been fetched."""
     from service import create_app
 
     url = seeded_sqlite()
     queue_url = f"sqlite:///{tempfile.mkdtemp(prefix='ra-bench-queue-')}/queue.db"
     env = {**os.environ, "DATABASE_URL": url, "QUEUE_URL": queue_url}
     log = Path(tempfile.mkdtemp(prefix="ra-bench-worker-")) / "worker.log"
-    argv = [str(BIN / "flask"), "--app", "service", "worker", "--poll-max-delay", str(max_delay)]
+    argv = [str(BIN / "flask"), "--app", "service", "worker", "--poll-max-delay", str(max_delay),
+            "--warm" if warm else "--no-warm"]  # fmt: skip
     with log.open("wb") as out:
         worker = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=out, stderr=out)
     try:
@@ -54,8 +59,10 @@ def queue_overhead(max_delay: float, idle_s: float, runs: int) -> tuple[list[flo
             while run["status"] not in ("succeeded", "failed", "timed_out"):
                 time.sleep(0.02)
                 run = client.get(run["url"]).json
-            elapsed = time.monotonic() - started
             assert run["status"] == "succeeded", run["error"]
+            figure = client.get(run["figures"][0])
+            assert figure.status_code == 200 and figure.data.startswith(b"\x89PNG")
+            elapsed = time.monotonic() - started
             click.append(elapsed)
             overhead.append(elapsed - run["provenance"]["duration_s"])
         return overhead, click
@@ -105,10 +112,15 @@ def main() -> None:
     )
 
     print(f"fresh runs after {args.idle:g} s idle, SQLite queue, {args.runs} per setting:")
-    for label, max_delay in (("before: Huey's default", 10.0), ("now", 0.25)):
-        overhead, click = queue_overhead(max_delay, args.idle, args.runs)
+    settings = (
+        ("Huey's default, cold child", 10.0, False),
+        ("cold child", 0.25, False),
+        ("now: warm child", 0.25, True),
+    )
+    for label, max_delay, warm in settings:
+        overhead, click = queue_overhead(max_delay, warm, args.idle, args.runs)
         print(
-            f"  {label:<22} (polls <= {max_delay:g} s apart): queue overhead median "
+            f"  {label:<26} (polls <= {max_delay:g} s apart): queue overhead median "
             f"{statistics.median(overhead):.2f} s (max {max(overhead):.2f}), click to figure "
             f"median {statistics.median(click):.2f} s (max {max(click):.2f})"
         )

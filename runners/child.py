@@ -301,8 +301,23 @@ def _run(request: dict[str, Any]) -> int:
     return EXIT_OK
 
 
+def _preload() -> None:
+    """Import what every experiment needs before the request comes (a warm child: the
+    parent started it ahead of its run). Its own code only, never an experiment's."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot  # noqa: F401
+    import pydantic  # noqa: F401
+    import torch  # noqa: F401
+
+    import runners.result  # noqa: F401
+
+
 def main() -> int:
     faulthandler.enable()  # a crash in native code still leaves a trace in the log
+    if "--preload" in sys.argv[1:]:
+        _preload()
     try:
         request = json.loads(sys.stdin.buffer.read(MAX_REQUEST_BYTES))
         apply_limits(request["limits"])

@@ -69,8 +69,10 @@ def main(name: str, argv: Sequence[str] | None = None) -> int:
     print(f"supports the claim: {'yes' if result.supports_claim else 'no'}")
     if args.figures is not None:
         args.figures.mkdir(parents=True, exist_ok=True)
-        for i, png in enumerate(result.figures, start=1):
-            path = args.figures / f"{name}-{i}.png"
+        langs = result.figure_langs or ("en",)
+        per_lang = len(result.figures) // len(langs)
+        for i, png in enumerate(result.figures):
+            path = args.figures / f"{name}-{i % per_lang + 1}-{langs[i // per_lang]}.png"
             path.write_bytes(png)
             print(f"figure: {path}")
     return 0

@@ -32,6 +32,8 @@ class Queue:
         self.factory: sessionmaker[Session] | None = None  # set in the worker process
         # The isolation runs ask for; the worker sets "bubblewrap" when it is required.
         self.isolation: IsolationRequest = "auto"
+        # The worker turns this on: each consumer thread starts its next child ahead.
+        self.warm_children = False
 
         @self.huey.task(retries=0, name="execute_run")
         def execute_run(run_id: str) -> None:
@@ -40,6 +42,11 @@ class Queue:
             result_store.execute_run(self.factory, run_id, isolation=self.isolation)
 
         self._execute_run = execute_run
+
+        @self.huey.on_startup(name="warm_child")
+        def warm_child() -> None:  # in each consumer thread, as it comes online
+            if self.warm_children:
+                result_store.start_warm_child(self.isolation)
 
     def enqueue(self, run_id: str) -> None:
         self._execute_run(run_id)

@@ -4,10 +4,16 @@ from __future__ import annotations
 
 import io
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 Number = int | float | bool
+# Picks a figure's text: ``t("test error", "テスト誤差")``.
+Text = Callable[[str, str], str]
+FIGURE_LANGS = ("en", "ja")
+# Fonts with Japanese glyphs, in order of preference (Debian: fonts-ipafont-gothic).
+JAPANESE_FONTS = ("IPAexGothic", "IPAGothic", "IPAPGothic", "Noto Sans CJK JP", "TakaoGothic")
 
 
 @dataclass
@@ -24,6 +30,9 @@ class Result:
     finding: dict[str, str]
     supports_claim: bool | None  # None: the run cannot tell (e.g. training diverged)
     series: dict[str, list[float]] = field(default_factory=dict)
+    # The figures hold one set per language, in this order (``figures_in_each_language``);
+    # empty: one set, in English.
+    figure_langs: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         """JSON-safe form without the figure bytes."""
@@ -33,6 +42,7 @@ class Result:
             "finding": self.finding,
             "supports_claim": self.supports_claim,
             "figure_count": len(self.figures),
+            "figure_langs": list(self.figure_langs),
         }
 
 
@@ -62,6 +72,7 @@ def settle_divergence(result: Result) -> Result:
         },
         supports_claim=None,
         series={k: vs for k, vs in result.series.items() if all(_finite(v) for v in vs)},
+        figure_langs=result.figure_langs,
     )
 
 
@@ -73,3 +84,27 @@ def figure_png(fig: Any) -> bytes:
     fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
     plt.close(fig)
     return buf.getvalue()
+
+
+def _use_japanese_font() -> None:
+    """Let matplotlib draw Japanese text: a Japanese font as a second family, so Latin
+    text keeps the default font and only glyphs it lacks fall back (matplotlib >= 3.6)."""
+    import matplotlib as mpl
+    from matplotlib import font_manager
+
+    have = {f.name for f in font_manager.fontManager.ttflist}
+    families = list(mpl.rcParams["font.family"])
+    japanese = next((name for name in JAPANESE_FONTS if name in have), None)
+    if japanese and japanese not in families:
+        mpl.rcParams["font.family"] = [*families, japanese]
+
+
+def figures_in_each_language(draw: Callable[[Text], list[Any]]) -> dict[str, Any]:
+    """Draw the run's figures once per language, for ``Result(**...)``: ``draw(t)``
+    returns matplotlib figures whose text it took from ``t(english, japanese)``."""
+    _use_japanese_font()
+    pngs: list[bytes] = []
+    for lang in FIGURE_LANGS:
+        pick: Text = (lambda en, ja: en) if lang == "en" else (lambda en, ja: ja)
+        pngs += [figure_png(fig) for fig in draw(pick)]
+    return {"figures": pngs, "figure_langs": FIGURE_LANGS}

@@ -24,7 +24,7 @@ from sqlalchemy import CursorResult, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from runners import registry
+from runners import registry, sandbox
 from runners.run_tables import FINAL, Run, RunFigure, utcnow
 from runners.sandbox import IsolationRequest, Limits, Outcome, execute
 
@@ -96,6 +96,16 @@ def cache_key(name: str, params: dict[str, Any], seed: int) -> str:
 
 def limits_for(name: str) -> Limits:
     return Limits.for_budget(float(registry.spec(name).TIME_BUDGET_S))
+
+
+def start_warm_child(isolation: IsolationRequest = "auto") -> bool:
+    """Keep a started child ahead of each run of the calling thread (every registered
+    experiment runs under the same sandbox command, whatever its time budget)."""
+    sandbox.keep_warm_children(True)
+    name = registry.names()[0]
+    return sandbox.start_warm_child(
+        registry.EXPERIMENTS[name], limits_for(name), isolation=isolation
+    )
 
 
 def request_run(

@@ -49,9 +49,17 @@ from typing import Any, Literal
 
 from runners import seccomp
 from runners.child import descendants, peak_rss_kb, proc_stat
-from runners.result import Result
+from runners.result import FIGURE_LANGS, Result
 
-__all__ = ["Limits", "Outcome", "execute", "remove_stale_dirs", "sandbox_info"]
+__all__ = [
+    "Limits",
+    "Outcome",
+    "execute",
+    "keep_warm_children",
+    "remove_stale_dirs",
+    "sandbox_info",
+    "start_warm_child",
+]
 
 log = logging.getLogger(__name__)
 
@@ -158,6 +166,7 @@ class Outcome:
     isolation: Isolation = "rlimits-only"
     exit_code: int | None = None  # negative: killed by that signal
     log_tail: str = field(default="", repr=False)  # end of the child's stdout/stderr
+    warm_start: bool = False  # the child was started ahead of the run (``keep_warm_children``)
 
 
 class _BwrapDidNotStart(Exception):
@@ -505,29 +514,153 @@ def execute(
 
 
 def _execute_once(module: str, request: str, limits: Limits, use_bwrap: bool) -> Outcome:
-    rundir = Path(tempfile.mkdtemp(prefix="ra-run-"))
+    started = _take_spare(module, limits, use_bwrap)
+    if started is None:
+        rundir = _new_rundir(use_bwrap)
+        try:
+            started = _start(module, limits, use_bwrap, rundir, preload=False)
+        except OSError as exc:  # without bwrap (bwrap's own failure is raised above)
+            _rmtree(rundir)
+            return Outcome(
+                "failed", error=f"cannot start the child: {exc}", error_code="sandbox_error"
+            )
     try:
-        mpl_dir = rundir / "work" / ".matplotlib"
-        mpl_dir.mkdir(parents=True)
-        _seed_font_cache(mpl_dir, use_bwrap)
-        outcome, work = _spawn(module, request, limits, use_bwrap, rundir)
+        outcome, work = _complete(started, request, limits)
         _finish(outcome, work, limits)
         return outcome
     finally:
-        _rmtree(rundir)
+        _rmtree(started.rundir)
+        if _warm.enabled:
+            _keep_spare(module, limits, use_bwrap)
+
+
+def _new_rundir(use_bwrap: bool) -> Path:
+    rundir = Path(tempfile.mkdtemp(prefix="ra-run-"))
+    mpl_dir = rundir / "work" / ".matplotlib"
+    mpl_dir.mkdir(parents=True)
+    _seed_font_cache(mpl_dir, use_bwrap)
+    return rundir
+
+
+# --- a warm child ----------------------------------------------------------------------
+#
+# Starting the child costs 1.5-2.5 s, most of it ``import torch``. With warm children on
+# (the worker turns them on), each thread that ran a run starts the child of its next run
+# right away: a new process in a new sandbox and a new private directory, exactly as a
+# cold start, which imports torch and matplotlib and then waits for its request. Nothing
+# of one run reaches the next; only the start moves ahead. (A forked pre-imported parent
+# would share one interpreter's state between runs, so it is not used.) The spare is
+# per thread because ``setpriv --pdeathsig`` follows the thread that started it.
+
+
+@dataclass
+class _Started:
+    """A child that was started and has not been given its request yet."""
+
+    proc: subprocess.Popen[bytes]
+    rundir: Path
+    use_bwrap: bool
+    status_r: int | None
+    key: tuple[Any, ...] = ()
+    warm: bool = False
+
+    @property
+    def work(self) -> Path:
+        return self.rundir / "work"
+
+    @property
+    def log_path(self) -> Path:
+        return self.rundir / "child.log"
+
+    def discard(self) -> None:
+        with contextlib.suppress(OSError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        with contextlib.suppress(OSError, subprocess.SubprocessError):
+            self.proc.wait(timeout=5)
+        if self.status_r is not None:
+            os.close(self.status_r)
+        _rmtree(self.rundir)
+
+
+class _Warm(threading.local):
+    enabled = False  # class attributes: the switch is process-wide
+    spare: _Started | None = None
+
+
+_warm = _Warm()
+
+
+def keep_warm_children(on: bool) -> None:
+    """Start each thread's next child ahead of its next run (see above). Off by default;
+    turning it off ends the calling thread's spare."""
+    _Warm.enabled = on
+    if not on and _warm.spare is not None:
+        _warm.spare.discard()
+        _warm.spare = None
+
+
+def _spare_key(module: str, limits: Limits, use_bwrap: bool) -> tuple[Any, ...]:
+    # What the child's command line depends on (the request brings everything else).
+    return (module.split(".")[0], limits.file_size_mb, use_bwrap)
+
+
+def _keep_spare(module: str, limits: Limits, use_bwrap: bool) -> None:
+    key = _spare_key(module, limits, use_bwrap)
+    if _warm.spare is not None and _warm.spare.key == key:
+        return
+    if _warm.spare is not None:
+        _warm.spare.discard()
+        _warm.spare = None
+    try:
+        spare = _start(module, limits, use_bwrap, _new_rundir(use_bwrap), preload=True)
+    except (OSError, _BwrapDidNotStart):
+        log.debug("runner sandbox: no warm child", exc_info=True)
+        return
+    spare.key, spare.warm = key, True
+    _warm.spare = spare
+
+
+def _take_spare(module: str, limits: Limits, use_bwrap: bool) -> _Started | None:
+    spare, _warm.spare = _warm.spare, None
+    if spare is None:
+        return None
+    if spare.key != _spare_key(module, limits, use_bwrap) or spare.proc.poll() is not None:
+        spare.discard()
+        return None
+    return spare
+
+
+def start_warm_child(module: str, limits: Limits, *, isolation: IsolationRequest = "auto") -> bool:
+    """Start the calling thread's next child now (a worker thread coming online), for runs
+    of ``module`` under ``limits``. Returns whether one is ready."""
+    use_bwrap = isolation != "rlimits-only" and _bwrap_usable()
+    if isolation == "bubblewrap" and not use_bwrap:
+        return False
+    _keep_spare(module, limits, use_bwrap)
+    return warm_child_ready()
+
+
+def warm_child_ready() -> bool:
+    """Whether the calling thread holds a started child for its next run."""
+    return _warm.spare is not None and _warm.spare.proc.poll() is None
 
 
 def _spawn(
     module: str, request: str, limits: Limits, use_bwrap: bool, rundir: Path
 ) -> tuple[Outcome, Path]:
-    """Start the child, feed it the request, wait (or kill it), measure. Returns the raw
-    outcome (status not yet decided unless it timed out) and the working directory."""
+    """Start a child in ``rundir``, feed it the request, wait for it (see ``_complete``)."""
+    return _complete(_start(module, limits, use_bwrap, rundir, preload=False), request, limits)
+
+
+def _start(
+    module: str, limits: Limits, use_bwrap: bool, rundir: Path, *, preload: bool
+) -> _Started:
+    """Start the child (without its request). ``preload``: it imports torch and
+    matplotlib before it reads the request."""
     work = rundir / "work"
     work.mkdir(mode=0o700, exist_ok=True)
     inner = SANDBOX_DIR if use_bwrap else str(work)
-    argv = [sys.executable, "-P", "-s", "-m", "runners.child"]
-    log_path = rundir / "child.log"
-    started = time.monotonic()
+    argv = [sys.executable, "-P", "-s", "-m", "runners.child", *(["--preload"] * preload)]
     with _seccomp_fd(use_bwrap) as seccomp_fd:
         status_r = status_w = None
         if use_bwrap:
@@ -535,7 +668,7 @@ def _spawn(
             argv = _bwrap_argv(work, module, limits, status_w, seccomp_fd) + ["--", *argv]
         argv = _dies_with_worker(argv)
         try:
-            with open(log_path, "wb") as log_file:
+            with open(rundir / "child.log", "wb") as log_file:
                 proc = subprocess.Popen(
                     argv,
                     stdin=subprocess.PIPE,
@@ -552,11 +685,20 @@ def _spawn(
                     os.close(fd)
             if use_bwrap:
                 raise _BwrapDidNotStart(str(exc)) from exc
-            return Outcome(
-                "failed", error=f"cannot start the child: {exc}", error_code="sandbox_error"
-            ), work
+            raise
     if status_w is not None:
         os.close(status_w)
+    return _Started(proc, rundir, use_bwrap, status_r)
+
+
+def _complete(child: _Started, request: str, limits: Limits) -> tuple[Outcome, Path]:
+    """Feed a started child its request, wait (or kill it), measure. Returns the raw
+    outcome (status not yet decided unless it timed out) and the working directory.
+    The wall-clock limit and ``duration_s`` count from the request."""
+    proc, work, rundir, status_r = child.proc, child.work, child.rundir, child.status_r
+    log_path = child.log_path
+    use_bwrap = child.use_bwrap
+    started = time.monotonic()
     try:
         assert proc.stdin is not None
         # The request fits in the pipe buffer, so this cannot block; a child that died
@@ -574,6 +716,7 @@ def _spawn(
             proc.returncode = -signal.SIGKILL
         if status_r is not None:
             os.close(status_r)
+            child.status_r = None
 
     if use_bwrap and not usage.timed_out and "child-pid" not in bwrap_status:
         raise _BwrapDidNotStart(_tail(log_path, 500).strip() or "no output")
@@ -603,6 +746,7 @@ def _spawn(
         isolation="bubblewrap" if use_bwrap else "rlimits-only",
         exit_code=exit_code,
         log_tail=_tail(log_path, MAX_LOG_TAIL),
+        warm_start=child.warm,
     )
     outcome.peak_rss_mb = round(peak_kb / 1024, 1) if peak_kb else None
     if usage.timed_out:
@@ -980,7 +1124,7 @@ def _load_result(work: Path, limits: Limits) -> Result:
         raise _InvalidResult(f"result.json is not valid JSON: {exc}") from None
     if not isinstance(doc, dict):
         raise _InvalidResult("result.json must hold an object")
-    expected = {"metrics", "series", "finding", "supports_claim", "figure_count"}
+    expected = {"metrics", "series", "finding", "supports_claim", "figure_count", "figure_langs"}
     if set(doc) != expected:
         raise _InvalidResult(f"result.json must have exactly the keys {sorted(expected)}")
 
@@ -1026,6 +1170,11 @@ def _load_result(work: Path, limits: Limits) -> Result:
         if not (png.startswith(PNG_SIGNATURE) and png[12:16] == b"IHDR" and png.endswith(PNG_END)):
             raise _InvalidResult(f"fig-{i}.png is not a complete PNG image")
         figures.append(png)
+    langs = doc["figure_langs"]
+    if not isinstance(langs, list) or not set(langs) <= set(FIGURE_LANGS):
+        raise _InvalidResult(f"figure_langs must list some of {list(FIGURE_LANGS)}")
+    if len(set(langs)) != len(langs) or (langs and count % len(langs)):
+        raise _InvalidResult("figure_langs must be distinct and divide the figures evenly")
 
     return Result(
         metrics=metrics,
@@ -1033,6 +1182,7 @@ def _load_result(work: Path, limits: Limits) -> Result:
         finding={"en": finding["en"], "ja": finding["ja"]},
         supports_claim=doc["supports_claim"],
         series={k: [float(v) for v in vs] for k, vs in series.items()},
+        figure_langs=tuple(langs),
     )
 
 

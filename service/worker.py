@@ -38,8 +38,15 @@ POLL_MAX_DELAY_S = 0.25
     type=click.FloatRange(0.01, 60),
     help="SQLite queue: the longest wait between polls while idle (Redis blocks instead).",
 )
+@click.option(
+    "--warm/--no-warm",
+    default=True,
+    show_default=True,
+    help="Start each thread's next sandboxed child ahead of its run (torch already "
+    "imported): a fresh run starts about 2 s sooner, for one idle child's memory per thread.",
+)
 @with_appcontext
-def worker_command(threads: int, recover_every: float, poll_max_delay: float) -> None:
+def worker_command(threads: int, recover_every: float, poll_max_delay: float, warm: bool) -> None:
     """Execute queued experiment runs in the sandbox (Ctrl-C stops)."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     required = settings().REQUIRE_SANDBOX
@@ -52,8 +59,12 @@ def worker_command(threads: int, recover_every: float, poll_max_delay: float) ->
     queue = get_queue(current_app.config["QUEUE_URL"])
     factory = queue.factory = core().sessions
     queue.isolation = "bubblewrap" if required else "auto"
+    queue.warm_children = warm
     isolation = f"{info['isolation']}{' (required)' if required else ''}"
-    click.echo(f"worker: queue {queue.backend}, isolation {isolation}, {threads} thread(s)")
+    click.echo(
+        f"worker: queue {queue.backend}, isolation {isolation}, {threads} thread(s)"
+        f"{', warm children' if warm else ''}"
+    )
     click.echo(f"worker: removed {remove_stale_dirs(stale_after_s())} stale run directories")
     stats = result_store.recover_stale(queue.factory, queue.enqueue, pending=queue.pending_run_ids)
     click.echo(f"worker: recovered {stats}")

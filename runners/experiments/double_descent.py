@@ -11,11 +11,13 @@ median over several feature draws, for p from n/10 to 10n on a log grid.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import matplotlib
 import torch
 
-from runners.result import Result, figure_png
+from runners.labels import num, ratio_phrase
+from runners.result import Result, Text, figures_in_each_language
 from runners.specs.double_descent import PEAK_FACTOR, Params
 
 matplotlib.use("Agg")
@@ -93,46 +95,80 @@ def run(params: Params, seed: int) -> Result:
         "peak_near_interpolation_threshold": peak_near_n,
     }
 
-    verdict_en = "so the claim showed" if supports else "so the claim did not show here"
-    verdict_ja = "主張が示された" if supports else "この設定では主張は示されなかった"
+    left = ratio_phrase(ratio_left, f"the error at p = {counts[0]}", f"p = {counts[0]} の誤差")
+    right = ratio_phrase(ratio_right, f"the error at p = {counts[-1]}", f"p = {counts[-1]} の誤差")
+    setting = {
+        "en": f"With ridge {num(p.ridge)} and n = {n} training points",
+        "ja": f"リッジ {num(p.ridge)}、訓練点 n = {n} のとき",
+    }
+    if supports:
+        outcome = {
+            "en": "a sharp peak at the interpolation threshold.",
+            "ja": "補間しきい値にはっきりした山が現れました。",
+        }
+    elif peak_near_n:
+        outcome = {
+            "en": f"the error is highest near p = n, but less than {PEAK_FACTOR:g} times "
+            "both ends, so there is no sharp peak.",
+            "ja": f"誤差は p = n の近くで最大ですが、両端の {PEAK_FACTOR:g} 倍に届かず、"
+            "はっきりした山はありません。",
+        }
+    else:
+        outcome = {
+            "en": "the highest error is not near p = n, so there is no peak at the "
+            "interpolation threshold.",
+            "ja": "誤差が最大になるのは p = n の近くではなく、補間しきい値に山はありません。",
+        }
     finding = {
         "en": (
-            f"With ridge={p.ridge:g} and n={n}, the median test error was highest at "
-            f"p={peak_p} (p/n={peak_p / n:.2f}), {peak:.3g}, which is {ratio_left:.3g} times "
-            f"the error at p={counts[0]} ({err_left:.3g}) and {ratio_right:.3g} times the "
-            f"error at p={counts[-1]} ({err_right:.3g}), {verdict_en}."
+            f"{setting['en']}, the median test error was highest at p = {peak_p} features "
+            f"(p/n = {peak_p / n:.2f}): {num(peak)}, {left['en']} ({num(err_left)}) and "
+            f"{right['en']} ({num(err_right)}). So {outcome['en']}"
         ),
         "ja": (
-            f"ridge={p.ridge:g}、n={n} ではテスト誤差の中央値が "
-            f"p={peak_p}（p/n={peak_p / n:.2f}）で最大の {peak:.3g} となり、"
-            f"p={counts[0]} の誤差 {err_left:.3g} の {ratio_left:.3g} 倍、"
-            f"p={counts[-1]} の誤差 {err_right:.3g} の {ratio_right:.3g} 倍だった。{verdict_ja}。"
+            f"{setting['ja']}、テスト誤差の中央値は特徴数 p = {peak_p}（p/n = {peak_p / n:.2f}）"
+            f"で最大の {num(peak)} となり、{left['ja']}（{num(err_left)}）、"
+            f"{right['ja']}（{num(err_right)}）でした。{outcome['ja']}"
         ),
     }
 
-    fig, ax = plt.subplots(figsize=(6, 4))
-    ax.plot(counts, test_err, "o-", label=f"test error (median of {p.n_draws} draws)")
-    floor = 1e-3
-    ax.plot(
-        counts,
-        [max(t, floor) for t in train_err],
-        "s--",
-        alpha=0.6,
-        label=f"train error (drawn at {floor:g} when below)",
-    )
-    ax.axvline(n, color="gray", linestyle=":", label=f"p = n = {n}")
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_xlabel("number of random features p")
-    ax.set_ylabel("mean squared error")
-    kind = "minimum-norm" if p.ridge == 0 else f"ridge {p.ridge:g}"
-    ax.set_title(f"Random ReLU features, {kind} least squares")
-    # Below the axes, so that it never covers the curves' points.
-    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2, fontsize=8)
+    def draw(t: Text) -> list[Any]:
+        fig, ax = plt.subplots(figsize=(6, 4))
+        ax.plot(
+            counts,
+            test_err,
+            "o-",
+            label=t(
+                f"test error (median of {p.n_draws} draws)", f"テスト誤差（{p.n_draws} 回の中央値）"
+            ),
+        )
+        floor = 1e-3
+        ax.plot(
+            counts,
+            [max(v, floor) for v in train_err],
+            "s--",
+            alpha=0.6,
+            label=t(
+                f"training error (drawn at {floor:g} when below)",
+                f"訓練誤差（{floor:g} 未満は {floor:g} に描画）",
+            ),
+        )
+        ax.axvline(n, color="gray", linestyle=":", label=f"p = n = {n}")
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel(t("number of random features p", "ランダム特徴の数 p"))
+        ax.set_ylabel(t("mean squared error", "平均二乗誤差"))
+        if p.ridge == 0:
+            kind = t("minimum-norm least squares", "最小ノルム最小二乗")
+        else:
+            kind = t(f"ridge {num(p.ridge)}", f"リッジ {num(p.ridge)}")
+        ax.set_title(t(f"Random ReLU features, {kind}", f"ランダム ReLU 特徴、{kind}"))
+        # Below the axes, so that it never covers the curves' points.
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2, fontsize=8)
+        return [fig]
 
     return Result(
         metrics=metrics,
-        figures=[figure_png(fig)],
         finding=finding,
         supports_claim=supports,
         series={
@@ -141,6 +177,7 @@ def run(params: Params, seed: int) -> Result:
             "train_error": train_err,
             "weight_norm": weight_norm,
         },
+        **figures_in_each_language(draw),
     )
 
 

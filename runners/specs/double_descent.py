@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict
+
+from runners.labels import Label, param
 
 NAME = "double_descent"
 
@@ -33,23 +35,92 @@ TIME_BUDGET_S = 40.0
 class Params(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    ridge: float = Field(
-        default=0.0,
+    ridge: float = param(
+        0.0,
         ge=0.0,
         le=10.0,
-        description="Ridge penalty on the output weights (0 = minimum-norm interpolation).",
+        title=("Ridge penalty", "リッジ正則化の強さ"),
+        help=(
+            "Penalty on the output weights; 0 fits the minimum-norm solution that "
+            "interpolates the training points.",
+            "出力の重みへの罰則。0 では訓練点を補間する最小ノルム解を当てはめます。",
+        ),
     )
-    n_train: int = Field(default=100, ge=20, le=300, description="Training points n.")
-    input_dim: int = Field(default=10, ge=1, le=50, description="Dimension of the inputs.")
-    noise: float = Field(
-        default=0.5, ge=0.0, le=2.0, description="Std of the noise added to training targets."
+    n_train: int = param(
+        100,
+        ge=20,
+        le=300,
+        title=("Training points n", "訓練点の数 n"),
+        help=(
+            "How many noisy points the model is fitted to.",
+            "モデルを当てはめるノイズ付きの点の数。",
+        ),
+        unit=("points", "点"),
     )
-    n_draws: int = Field(
-        default=5, ge=1, le=11, description="Random feature draws per p (median taken)."
+    input_dim: int = param(
+        10,
+        ge=1,
+        le=50,
+        title=("Input dimension", "入力の次元"),
+        help=("Dimension of each input point.", "各入力点の次元。"),
     )
-    n_points: int = Field(
-        default=21, ge=5, le=31, description="Feature counts p on the log grid n/10 .. 10n."
+    noise: float = param(
+        0.5,
+        ge=0.0,
+        le=2.0,
+        title=("Label noise", "ラベルのノイズ"),
+        help=(
+            "Standard deviation of the noise added to the training targets.",
+            "訓練データの目標値に加えるノイズの標準偏差。",
+        ),
     )
+    n_draws: int = param(
+        5,
+        ge=1,
+        le=11,
+        title=("Draws per size", "サイズごとの試行回数"),
+        help=(
+            "Random feature sets drawn for each feature count; the median error is shown.",
+            "特徴数ごとに引くランダム特徴の組の数。誤差は中央値を示します。",
+        ),
+    )
+    n_points: int = param(
+        21,
+        ge=5,
+        le=31,
+        title=("Feature counts tried", "試す特徴数の個数"),
+        help=(
+            "How many feature counts p, evenly spaced on a log scale from n/10 to 10n.",
+            "n/10 から 10n まで対数目盛りで等間隔に並べる特徴数 p の個数。",
+        ),
+    )
+
+
+METRICS: dict[str, Label] = {
+    "peak_test_error": Label("highest test error", "テスト誤差の最大値"),
+    "peak_feature_count": Label("feature count p at the peak", "山の位置の特徴数 p"),
+    "peak_feature_count_over_n": Label("peak position p / n", "山の位置 p / n"),
+    "test_error_at_p_equal_n": Label("test error at p = n", "p = n でのテスト誤差"),
+    "test_error_smallest_p": Label("test error, fewest features", "特徴数が最小のときのテスト誤差"),
+    "test_error_largest_p": Label("test error, most features", "特徴数が最大のときのテスト誤差"),
+    "peak_over_smallest_p_error": Label(
+        "peak compared with the fewest features", "山と特徴数最小のときの比", unit="×", unit_ja="倍"
+    ),
+    "peak_over_largest_p_error": Label(
+        "peak compared with the most features", "山と特徴数最大のときの比", unit="×", unit_ja="倍"
+    ),
+    "min_test_error": Label("lowest test error", "テスト誤差の最小値"),
+    "train_error_largest_p": Label("training error, most features", "特徴数が最大のときの訓練誤差"),
+    "peak_near_interpolation_threshold": Label(
+        "peak between p = n/2 and 2n", "山が p = n/2 から 2n の間にある"
+    ),
+}
+# The claim: a peak near p = n, at least PEAK_FACTOR times the error at both ends.
+VERDICT_METRICS = (
+    "peak_near_interpolation_threshold",
+    "peak_over_smallest_p_error",
+    "peak_over_largest_p_error",
+)
 
 
 def expected(p: Params) -> bool | None:

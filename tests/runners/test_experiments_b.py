@@ -17,6 +17,7 @@ import pytest
 
 from runners import registry
 from runners.result import Result
+from tests.runners.student_words import check_params, check_result
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -107,7 +108,6 @@ def test_defaults_support_claim(name: str) -> None:
     assert all(fig.startswith(PNG_SIGNATURE) for fig in result.figures)
     assert set(result.finding) == {"en", "ja"}
     assert all(result.finding.values())
-    assert "claim showed" in result.finding["en"]
 
 
 @pytest.mark.parametrize(("name", "params"), BREAKING)
@@ -115,7 +115,6 @@ def test_breaking_params_do_not_support_claim(name: str, params: dict[str, Any])
     mod = _module(name)
     result = mod.run(mod.Params(**params), seed=0)
     assert result.supports_claim is False, result.finding["en"]
-    assert "did not show" in result.finding["en"]
     _assert_finite(result)
 
 
@@ -162,3 +161,12 @@ def test_settings_that_break_the_claim_are_predicted_or_left_open(
     assert registry.as_expected(name, params, False) in (True, None)
     if name == "double_descent":
         assert registry.as_expected(name, {"ridge": 0.5}, False) is True
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_words_for_students(name: str) -> None:
+    check_params(name)
+    check_result(name, _default_result(name))
+    params = next(p for n, p in BREAKING if n == name)
+    module = _module(name)
+    check_result(name, module.run(module.Params(**params), seed=0))

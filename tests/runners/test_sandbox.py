@@ -602,6 +602,7 @@ GOOD_DOC = {
     "finding": {"en": "A is 1.5.", "ja": "A は 1.5。"},
     "supports_claim": False,
     "figure_count": 0,
+    "figure_langs": [],
 }
 
 
@@ -618,6 +619,8 @@ GOOD_DOC = {
         ({"finding": {"en": "x" * 2000, "ja": "x"}}, "over 1000 characters"),
         ({"supports_claim": 1}, "supports_claim"),
         ({"figure_count": 1}, "fig-0.png is missing"),
+        ({"figure_langs": ["fr"]}, "figure_langs must list some of"),
+        ({"figure_langs": "en"}, "figure_langs must list some of"),
         ({"extra": 1}, "exactly the keys"),
         ({"series": {"s": [0.5] * 50}}, "50 points, over the limit of 20"),
     ],
