@@ -6,8 +6,9 @@ Each experiment has two modules:
   run without importing it:
   ``NAME`` (str, equal to its key here); ``TITLE`` and ``CLAIM`` ({"en": ..., "ja": ...};
   ``supports_claim`` checks the claim); ``Params`` (a pydantic model, every field
-  bounded, with defaults); ``TIME_BUDGET_S`` (wall-clock budget at the worst allowed
-  params);
+  bounded, with defaults, declared with ``runners.labels.param``); ``METRICS`` and
+  ``VERDICT_METRICS`` (the metrics' words, ``runners.labels``); ``expected(params)``;
+  ``TIME_BUDGET_S`` (wall-clock budget at the worst allowed params);
 - ``runners.experiments.<name>``, the run: ``run(params: Params, seed: int) ->
   runners.result.Result``. Only the sandboxed child imports it, and an author running it
   from a shell (``python -m runners.experiments.<name> --param value``).
@@ -26,6 +27,7 @@ from typing import TYPE_CHECKING, Any, Protocol, cast
 from pydantic import BaseModel
 
 if TYPE_CHECKING:
+    from runners.labels import Label
     from runners.result import Result
 
 # A fixed table, so user input never picks a module.
@@ -51,6 +53,8 @@ class ExperimentSpec(Protocol):
     CLAIM: dict[str, str]
     Params: type[BaseModel]
     TIME_BUDGET_S: float
+    METRICS: dict[str, Label]  # each metric's words (``runners.labels``)
+    VERDICT_METRICS: tuple[str, ...]  # the metrics ``supports_claim`` is computed from
 
     def expected(self, p: Any) -> bool | None:
         """Whether the answer predicts the claim's effect at these params (None: it does

@@ -360,6 +360,13 @@ class Provenance(BaseModel):
     finished_at: str | None = None
 
 
+class MetricLabel(BaseModel):
+    en: str
+    ja: str
+    unit: str = Field(description="Unit after the value in English (empty: none).")
+    unit_ja: str = Field(description="Unit after the value in Japanese.")
+
+
 class Run(BaseModel):
     id: str
     status: Literal["queued", "running", "succeeded", "failed", "timed_out"]
@@ -377,7 +384,16 @@ class Run(BaseModel):
         "(the claim shows where it says it will, and not where it says it will not); null "
         "when the answer does not say."
     )
-    figures: list[str] = Field(description="URLs of the run's PNG figures.")
+    figures: list[str] = Field(description="URLs of the run's PNG figures (English text).")
+    figures_by_lang: dict[Lang, list[str]] = Field(
+        description="The same figures with their text in each language they were drawn in."
+    )
+    metric_labels: dict[str, MetricLabel] = Field(
+        description="A label and unit in each language for each metric the experiment names."
+    )
+    verdict_metrics: list[str] = Field(
+        description="The metrics the verdict (supports_claim) is computed from, to show first."
+    )
     error: RunError | None
     provenance: Provenance
     url: str

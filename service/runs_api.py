@@ -9,6 +9,7 @@ from pydantic import ValidationError
 
 from knowledge.entry_store import find_entry
 from runners import registry, result_store
+from runners.labels import labelled
 from runners.jobs import Queue, get_queue
 from runners.run_tables import Run, utcnow
 from service import api_models as m
@@ -140,6 +141,32 @@ def get_figure(run_id: str, number: int) -> Response:
     return response
 
 
+def figure_urls(run_id: str, count: int, langs: list[str] | None) -> dict[str, Any]:
+    """``figures`` (the English set) and ``figures_by_lang``: a run draws its figures
+    once per language, stored one language after the other (older runs: English only)."""
+    langs = langs or ["en"]
+    per_lang = count // len(langs)
+    by_lang = {
+        lang: [
+            url_for("runs.get_figure", run_id=run_id, number=k * per_lang + i)
+            for i in range(per_lang)
+        ]
+        for k, lang in enumerate(langs)
+    }
+    return {"figures": by_lang.get("en", []), "figures_by_lang": by_lang}
+
+
+def words_for(name: str, metric_keys: list[str]) -> dict[str, Any]:
+    """The labels of a run's metrics and the ones its verdict rests on."""
+    if name not in registry.EXPERIMENTS:
+        return {"metric_labels": {}, "verdict_metrics": []}
+    module = registry.spec(name)
+    return {
+        "metric_labels": labelled(module.METRICS, metric_keys),
+        "verdict_metrics": [k for k in module.VERDICT_METRICS if k in metric_keys],
+    }
+
+
 def run_json(run: Run) -> dict[str, Any]:
     result = run.result or {}
     elapsed = None
@@ -167,10 +194,8 @@ def run_json(run: Run) -> dict[str, Any]:
         )
         if run.status == "succeeded"
         else None,
-        "figures": [
-            url_for("runs.get_figure", run_id=run.id, number=i)
-            for i in range(int(result.get("figure_count", 0)))
-        ],
+        **figure_urls(run.id, int(result.get("figure_count", 0)), result.get("figure_langs")),
+        **words_for(run.runner_name, list(result.get("metrics") or {})),
         "error": {"code": run.error_code, "message": run.error} if run.error_code else None,
         "provenance": {
             "experiment": run.runner_name,

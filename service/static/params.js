@@ -14,12 +14,29 @@
     return "text";
   }
 
-  function describe(spec) {
+  // The page's language; a parameter's words in it (Japanese ones under "x-ja").
+  function pageLang() {
+    return document.documentElement.lang === "ja" ? "ja" : "en";
+  }
+
+  function words(name, spec) {
+    const ja = pageLang() === "ja" ? (spec["x-ja"] || {}) : {};
+    const units = spec["x-unit"] || {};
+    return {
+      title: ja.title || spec.title || name,
+      help: ja.description || spec.description || "",
+      unit: units[pageLang()] || "",
+    };
+  }
+
+  function describe(name, spec) {
     const k = kind(spec);
+    const w = words(name, spec);
     const parts = [];
-    if (spec.description) parts.push(spec.description);
+    if (w.help) parts.push(w.help);
     if ((k === "integer" || k === "number") && spec.minimum !== undefined && spec.maximum !== undefined) {
-      parts.push(RA.t("params.between", { min: spec.minimum, max: spec.maximum }));
+      parts.push(RA.t("params.between", { min: spec.minimum, max: spec.maximum }) +
+        (w.unit ? " " + w.unit : ""));
     }
     if (k === "list") {
       parts.push(RA.t("params.list_hint", {
@@ -112,10 +129,13 @@
       Object.entries(properties).forEach(([name, spec]) => {
         const id = prefix + name;
         const value = Object.prototype.hasOwnProperty.call(current, name) ? current[name] : spec.default;
-        const help = RA.el("p", { class: "param-help", id: id + "-help" }, describe(spec));
+        const help = RA.el("p", { class: "param-help", id: id + "-help" }, describe(name, spec));
         const error = RA.el("p", { class: "field-error", id: id + "-error" });
         const input = buildInput(name, spec, value, id, id + "-help " + id + "-error");
-        const label = RA.el("label", { for: id }, RA.el("code", {}, name));
+        // The code name stays visible in small type: it is what the API and the
+        // provenance call the parameter.
+        const label = RA.el("label", { for: id }, words(name, spec).title, " ",
+          RA.el("code", { class: "param-code" }, name));
         const row = kind(spec) === "boolean"
           ? RA.el("div", { class: "param param-boolean", "data-param": name },
               RA.el("div", { class: "check-row" }, input, label), help, error)

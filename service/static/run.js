@@ -100,10 +100,31 @@
       ticker = setInterval(update, 250);
     }
 
-    function metricRows(metrics) {
-      return Object.entries(metrics || {}).map(([name, value]) =>
-        RA.el("tr", {}, RA.el("th", { scope: "row" }, RA.el("code", {}, name)),
-          RA.el("td", {}, RA.formatValue(value))));
+    // A metric's row in the page's language: its label (the code name as a tooltip),
+    // its value with the unit; yes/no in words.
+    function metricRow(name, value, label) {
+      const head = label
+        ? RA.el("th", { scope: "row", title: name }, lang === "ja" ? label.ja : label.en)
+        : RA.el("th", { scope: "row" }, RA.el("code", {}, name));
+      const unit = label ? (lang === "ja" ? label.unit_ja : label.unit) : "";
+      const shown = typeof value === "boolean" ? RA.t(value ? "run.yes" : "run.no")
+        : RA.formatValue(value) + (unit ? (unit === "×" || unit === "%" ? unit : " " + unit) : "");
+      return RA.el("tr", {}, head, RA.el("td", {}, shown));
+    }
+
+    // The few metrics the verdict rests on first; the rest folded away below them.
+    function showMetrics(run) {
+      const metrics = run.metrics || {};
+      const labels = run.metric_labels || {};
+      const key = (run.verdict_metrics || []).filter((name) => name in metrics);
+      const rest = Object.keys(metrics).filter((name) => !key.includes(name));
+      const first = key.length ? key : rest.splice(0, rest.length);
+      const rows = (names) => names.map((name) => metricRow(name, metrics[name], labels[name]));
+      q("metrics").querySelector("tbody").replaceChildren(...rows(first));
+      const more = q("all-metrics");
+      more.hidden = rest.length === 0;
+      q("all-metrics-summary").textContent = RA.t("run.all_metrics", { count: rest.length });
+      more.querySelector("tbody").replaceChildren(...rows(rest));
     }
 
     function provenanceItems(run) {
@@ -140,12 +161,13 @@
       verdict.textContent = RA.t("run." + says);
       verdict.className = "verdict " + (run.as_expected === true || (run.as_expected !== false && run.supports_claim) ? "good" : "warn");
       q("finding").textContent = pick(run.finding, lang);
-      q("figures").replaceChildren(...(run.figures || []).map((url, i) =>
+      const byLang = run.figures_by_lang || {};
+      q("figures").replaceChildren(...(byLang[lang] || run.figures || []).map((url, i) =>
         RA.el("figure", {}, RA.el("img", {
           src: url, alt: RA.t("run.figure_alt", { n: i + 1 }), width: 600, height: 400,
           decoding: "async",
         }))));
-      q("metrics").querySelector("tbody").replaceChildren(...metricRows(run.metrics));
+      showMetrics(run);
       q("provenance").replaceChildren(...provenanceItems(run));
       result.hidden = false;
       const seconds = (run.provenance && run.provenance.duration_s) || 0;

@@ -115,6 +115,24 @@
   english.addEventListener("input", suggestSlug);
   suggestSlug();
 
+  // The slug's problem in words as soon as the TA leaves the field (and again on submit:
+  // the server checks too, but this saves a round trip for the most common slip).
+  const slugError = document.getElementById("err-slug");
+  function checkSlug() {
+    slug.value = slug.value.trim();
+    const message = slug.validity.valueMissing ? slug.dataset.missing
+      : slug.validity.patternMismatch ? slug.dataset.mismatch : "";
+    slugError.textContent = message;
+    if (message) slug.setAttribute("aria-invalid", "true");
+    else slug.removeAttribute("aria-invalid");
+    return !message;
+  }
+  slug.addEventListener("blur", checkSlug);
+  slug.addEventListener("input", () => { if (slugError.textContent) checkSlug(); });
+  form.addEventListener("submit", (event) => {
+    if (!checkSlug()) { event.preventDefault(); slug.focus(); }
+  });
+
   const panel = document.getElementById("similar-panel");
   const list = document.getElementById("similar-list");
   const questionInputs = Array.from(form.querySelectorAll("[data-question-input]"));

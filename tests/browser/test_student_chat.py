@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 
 import pytest
+import requests
 from selenium.common.exceptions import NoAlertPresentException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
@@ -126,7 +127,13 @@ def test_runs_the_experiment_then_changes_a_parameter_and_reruns(
         in_turn(result, "[data-verdict]").text == "As the answer predicts, the effect shows here."
     )
     assert in_turn(result, "[data-finding]").text
-    assert len(result.find_elements(By.CSS_SELECTOR, "[data-metrics] tbody tr")) >= 3
+    # The verdict's few measurements first, in words (the code name only as a tooltip);
+    # the rest folded away below them.
+    key_rows = result.find_elements(By.CSS_SELECTOR, "[data-metrics] tbody th")
+    assert 2 <= len(key_rows) <= 4
+    assert all(th.text and "_" not in th.text and th.get_attribute("title") for th in key_rows)
+    more = in_turn(result, "[data-all-metrics]")
+    assert more.get_attribute("open") is None and "All measurements" in more.text
     click(browser, in_turn(result, ".provenance summary"))
     provenance = in_turn(result, "[data-provenance]").text
     assert "PyTorch" in provenance and "2.13" in provenance
@@ -251,6 +258,16 @@ def test_phone_width_chat_fits_without_sideways_scrolling(browser: WebDriver, li
     screenshot(browser, "experiment-result-phone", full_page=True)
 
 
+def japanese(text: str) -> bool:
+    return any("\u3040" <= ch <= "\u9fff" for ch in text)
+
+
+def run_id_of(result: WebElement) -> str:
+    """The run id the result panel's provenance names."""
+    items = result.find_elements(By.CSS_SELECTOR, "[data-provenance] dd")
+    return items[-1].get_attribute("textContent").strip()
+
+
 def test_japanese_interface_is_remembered(browser: WebDriver, live: Live) -> None:
     browser.get(live.url + "/")
     click(browser, browser.find_element(By.CSS_SELECTOR, ".lang-switch"))
@@ -261,6 +278,25 @@ def test_japanese_interface_is_remembered(browser: WebDriver, live: Live) -> Non
     title = browser.find_element(By.TAG_NAME, "h1").text
     assert any("\u3040" <= ch <= "\u9fff" for ch in title)  # the Japanese content
     screenshot(browser, "entry-permalink-ja")
+
+    # The experiment speaks Japanese too: parameter labels and help, the verdict's
+    # measurements, the finding and the figure's own text.
+    panel = browser.find_element(By.CSS_SELECTOR, "[data-experiment]")
+    click(browser, in_turn(panel, "[data-params-details] summary"))
+    label = in_turn(panel, ".param[data-param=ridge] label")
+    assert "リッジ" in label.text and "ridge" in label.text  # the code name in small type
+    assert japanese(in_turn(panel, ".param[data-param=ridge] .param-help").text)
+    click(browser, in_turn(panel, "[data-run]"))
+    result = in_turn(panel, "[data-run-result]")
+    wait(browser, lambda d: result.find_elements(By.CSS_SELECTOR, ".figures img"), 120)
+    assert japanese(in_turn(result, "[data-verdict]").text)
+    assert japanese(in_turn(result, "[data-finding]").text)
+    rows = result.find_elements(By.CSS_SELECTOR, "[data-metrics] tbody th")
+    assert rows and all(japanese(th.text) for th in rows)
+    run = requests.get(live.url + "/api/v1/runs/" + run_id_of(result)).json()
+    src = in_turn(result, ".figures img").get_attribute("src")
+    assert src.endswith(run["figures_by_lang"]["ja"][0]) and src not in run["figures"]
+    screenshot(browser, "experiment-result-ja", full_page=True)
 
 
 def test_did_you_mean_offers_both_close_answers(browser: WebDriver, live: Live) -> None:

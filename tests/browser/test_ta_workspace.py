@@ -156,3 +156,41 @@ def test_the_tokens_page_copies_the_new_token_and_confirms_a_revoke(
         browser,
         lambda d: "revoked" in d.find_element(By.XPATH, "//tr[td[text()='browser-bot']]").text,
     )
+
+
+def test_slug_problems_are_worded_on_the_page(browser: WebDriver, live: Live) -> None:
+    log_in(browser, live)
+    browser.get(live.url + "/ta/entries/new")
+    fill(browser, "question_en", "What does a slug checker say?")
+    fill(browser, "slug", "Not A Slug!")
+    fill(browser, "answer_en", "It says so in words.")  # leaving the slug field checks it
+    error = browser.find_element(By.ID, "err-slug")
+    wait(browser, lambda d: "lower-case letters" in error.text)
+    assert browser.find_element(By.ID, "slug").get_attribute("aria-invalid") == "true"
+    fill(browser, "slug", "")
+    click(browser, browser.find_element(By.ID, "save-entry"))
+    wait(browser, lambda d: "required" in error.text)
+    assert browser.current_url.endswith("/ta/entries/new")  # nothing was sent
+    # Fixed, the message goes as the TA types.
+    browser.find_element(By.ID, "slug").send_keys("slug-checker")
+    wait(browser, lambda d: error.text == "")
+
+
+def test_history_brings_back_an_earlier_revision(browser: WebDriver, live: Live) -> None:
+    log_in(browser, live)
+    browser.get(live.url + "/ta/entries/embedding-dimension/edit")
+    original = browser.find_element(By.ID, "answer_en").get_attribute("value")
+    fill(browser, "answer_en", original + "\n\nAn extra sentence to take back.")
+    click(browser, browser.find_element(By.ID, "save-entry"))
+    wait(browser, lambda d: "Saved" in d.find_element(By.CSS_SELECTOR, ".flash").text)
+    browser.get(live.url + "/ta/entries/embedding-dimension/history")
+    assert "An extra sentence" in browser.find_element(By.CSS_SELECTOR, "#rev-2 .diff").text
+    button = browser.find_element(By.CSS_SELECTOR, "#rev-1 button")
+    click(browser, browser.find_element(By.CSS_SELECTOR, "#rev-1 summary"))
+    click(browser, button)
+    wait(browser, lambda d: "Revision #1 is the current content" in d.page_source)
+    browser.get(live.url + "/ta/entries/embedding-dimension/history")
+    latest = browser.find_element(By.CSS_SELECTOR, "details.revision[open] summary").text
+    assert latest.startswith("#3") and "restored" in latest  # a new revision, no rewrite
+    browser.get(live.url + "/ta/entries/embedding-dimension/edit")
+    assert browser.find_element(By.ID, "answer_en").get_attribute("value") == original
