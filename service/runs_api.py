@@ -9,8 +9,8 @@ from pydantic import ValidationError
 
 from knowledge.entry_store import find_entry
 from runners import registry, result_store
-from runners.labels import labelled
 from runners.jobs import Queue, get_queue
+from runners.labels import labelled
 from runners.run_tables import Run, utcnow
 from service import api_models as m
 from service.auth_tokens import require_read, require_scope

@@ -10,11 +10,13 @@ multiplied by), with the logits left as they are and divided by sqrt(d).
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import matplotlib
 import torch
 
-from runners.result import Result, figure_png
+from runners.labels import num, ratio_phrase
+from runners.result import Result, Text, figures_in_each_language
 from runners.specs.attention_scaling import SATURATION_FACTOR, STEADY_TOL, VAR_TOL, Params
 
 matplotlib.use("Agg")
@@ -103,75 +105,235 @@ def run(params: Params, seed: int) -> Result:
         "scaled_steady": s_steady,
     }
 
-    d0, d1 = dims[0], dims[-1]
-    verdict_en = "so the claim showed" if supports else "so the claim did not show here"
-    verdict_ja = "主張が示された" if supports else "この設定では主張は示されなかった"
-    arm_en = "logits scaled by 1/sqrt(d)" if p.scale else "unscaled logits"
-    arm_ja = "1/sqrt(d) でスケーリングした" if p.scale else "スケーリングしない"
-    finding = {
-        "en": (
-            f"For the {arm_en} under test, variance/d stayed within {t_var_dev:.1%} of 1 and, "
-            f"from d={d0} to d={d1}, the softmax entropy fell to {t_ent_ratio:.2f} and the "
-            f"gradient norm to {t_grad_ratio:.2f} of their starting values, while scaled "
-            f"logits kept variance within {s_var_dev:.1%} of 1 and entropy within "
-            f"{s_ent_spread:.1%}, {verdict_en}."
-        ),
-        "ja": (
-            f"{arm_ja}ロジットでは 分散/d と 1 との差は最大 {t_var_dev:.1%} で、d={d0} から "
-            f"d={d1} までに softmax のエントロピーは初めの {t_ent_ratio:.2f} 倍、勾配ノルムは "
-            f"{t_grad_ratio:.2f} 倍になった。スケーリングしたロジットの分散と 1 との差は最大 "
-            f"{s_var_dev:.1%}、エントロピーの変動は {s_ent_spread:.1%}。{verdict_ja}。"
-        ),
-    }
+    finding = _finding(p, dims, arms, t_var_dev, s_var_dev, s_ent_spread)
 
     series: dict[str, list[float]] = {"dims": [float(d) for d in dims]}
     for name, a in arms.items():
         for key, values in a.items():
             series[f"{name}_{key}"] = values
 
+    def draw(t: Text) -> list[Any]:
+        return [_figure_variance(dims, arms, t), _figure_saturation(dims, arms, p, t)]
+
     return Result(
         metrics=metrics,
-        figures=[_figure_variance(dims, arms), _figure_saturation(dims, arms, p)],
         finding=finding,
         supports_claim=supports,
         series=series,
+        **figures_in_each_language(draw),
     )
 
 
-def _figure_variance(dims: list[int], arms: dict[str, dict[str, list[float]]]) -> bytes:
+def _pct(x: float) -> str:
+    return f"{num(100 * x, 2)}%"
+
+
+def _ja(phrase: dict[str, str]) -> str:
+    """The Japanese of a ``ratio_phrase``, spaced from the kana that follows it."""
+    text = phrase["ja"]
+    return f"{text} " if text[-1].isascii() else text
+
+
+def _finding(
+    p: Params,
+    dims: list[int],
+    arms: dict[str, dict[str, list[float]]],
+    t_var_dev: float,
+    s_var_dev: float,
+    s_ent_spread: float,
+) -> dict[str, str]:
+    """The finding in plain words, in both languages."""
+    d0, d1 = dims[0], dims[-1]
+    tested = arms["scaled" if p.scale else "unscaled"]
+    other = arms["unscaled" if p.scale else "scaled"]
+
+    def change(values: list[float]) -> dict[str, str]:
+        return ratio_phrase(values[-1] / values[0], f"that at d = {d0}", f"d = {d0} での値")
+
+    en: list[str] = []
+    ja: list[str] = []
+    if p.scale:
+        en.append(
+            f"Divided by √d, the logits q·k / √d kept a variance within {_pct(s_var_dev)} of "
+            f"1 at every d from {d0} to {d1}, instead of growing with d."
+            if s_var_dev <= VAR_TOL
+            else f"Divided by √d, the variance of the logits q·k / √d was up to "
+            f"{_pct(s_var_dev)} away from 1 between d = {d0} and d = {d1}."
+        )
+        ja.append(
+            f"√d で割ったロジット q·k / √d の分散は d とともに増えず、d = {d0} から {d1} まで"
+            f"のどの d でも 1 との差は {_pct(s_var_dev)} 以内でした。"
+            if s_var_dev <= VAR_TOL
+            else f"√d で割ったロジット q·k / √d の分散は、d = {d0} から {d1} までの間で"
+            f" 1 から最大 {_pct(s_var_dev)} 離れていました。"
+        )
+    else:
+        en.append(
+            f"Without scaling, the logits q·k had a variance close to d: variance / d stayed "
+            f"within {_pct(t_var_dev)} of 1 at every d from {d0} to {d1}."
+            if t_var_dev <= VAR_TOL
+            else f"Without scaling, the variance of the logits q·k was not close to d: "
+            f"variance / d was up to {_pct(t_var_dev)} away from 1 between d = {d0} and "
+            f"d = {d1}."
+        )
+        ja.append(
+            f"スケーリングしないロジット q·k の分散はほぼ d で、d = {d0} から {d1} までのどの d "
+            f"でも、分散を d で割った値と 1 との差は {_pct(t_var_dev)} 以内でした。"
+            if t_var_dev <= VAR_TOL
+            else f"スケーリングしないロジット q·k の分散は d に近くなく、d = {d0} から {d1} "
+            f"までの間で、分散を d で割った値は 1 から最大 {_pct(t_var_dev)} 離れていました。"
+        )
+    ent, grad = change(tested["entropy"]), change(tested["grad"])
+    top = num(tested["max_weight"][-1])
+    en.append(
+        f"For the softmax over {p.n_keys} keys, the entropy at d = {d1} was {ent['en']}, "
+        f"and the gradient norm was {grad['en']}; at d = {d1} the largest of the "
+        f"{p.n_keys} attention weights was {top} on average."
+    )
+    ja.append(
+        f"{p.n_keys} 個のキーへの softmax のエントロピーは、d = {d1} では {ent['ja']}、"
+        f"勾配ノルムは {_ja(grad)}でした。d = {d1} では、{p.n_keys} 個のアテンション重みの"
+        f"うち最大のものが平均 {top} でした。"
+    )
+    steady_var = s_var_dev <= VAR_TOL
+    steady_ent = s_ent_spread <= STEADY_TOL
+    if p.scale:
+        unscaled = change(other["entropy"])
+        en.append(f"Without scaling, by contrast, the entropy at d = {d1} was {unscaled['en']}.")
+        ja.append(
+            f"一方、スケーリングしないと、d = {d1} でのエントロピーは {_ja(unscaled)}でした。"
+        )
+        if steady_ent:
+            en.append("So dividing by √d keeps the softmax from saturating as d grows.")
+            ja.append("つまり、√d で割れば、d が大きくなっても softmax は飽和しません。")
+        else:
+            en.append(
+                f"Even divided by √d, though, the entropy changed by {_pct(s_ent_spread)} across d."
+            )
+            ja.append(
+                f"ただし、√d で割っても、d によるエントロピーの変化は {_pct(s_ent_spread)} "
+                "ありました。"
+            )
+        return {"en": " ".join(en), "ja": "".join(ja)}
+
+    if steady_var:
+        en.append(f"Divided by √d, the logits kept a variance within {_pct(s_var_dev)} of 1,")
+        ja.append(f"√d で割ると、分散と 1 との差は {_pct(s_var_dev)} 以内、")
+    else:
+        en.append(f"Divided by √d, the logits had a variance up to {_pct(s_var_dev)} away from 1,")
+        ja.append(f"√d で割ると、分散は 1 から最大 {_pct(s_var_dev)} 離れ、")
+    en.append(f"and the entropy changed by at most {_pct(s_ent_spread)} across d.")
+    ja.append(f"d によるエントロピーの変化は {_pct(s_ent_spread)} 以内でした。")
+    half = f"{SATURATION_FACTOR:.0%}"
+    ent_fell = tested["entropy"][-1] / tested["entropy"][0] < SATURATION_FACTOR
+    grad_fell = tested["grad"][-1] / tested["grad"][0] < SATURATION_FACTOR
+    if ent_fell and grad_fell:
+        en.append(
+            "So without dividing by √d, larger dimensions make the softmax put nearly all "
+            "its weight on one key, and the gradients through it shrink"
+            + ("; dividing by √d keeps the entropy steady." if steady_ent else ".")
+        )
+        ja.append(
+            "つまり、√d で割らないと、次元が大きいほど softmax はほぼ一つのキーに重みを集中"
+            "させ、そこを通る勾配が小さくなります"
+            + ("。√d で割れば、エントロピーは d によらずほぼ一定です。" if steady_ent else "。")
+        )
+    else:
+        if not ent_fell and not grad_fell:
+            why_en = "neither the entropy nor the gradient norm"
+            why_ja = "エントロピーも勾配ノルムも"
+        elif not ent_fell:
+            why_en, why_ja = "the entropy", "エントロピーは"
+        else:
+            why_en, why_ja = "the gradient norm", "勾配ノルムは"
+        verb = "fell" if not ent_fell and not grad_fell else "did not fall"
+        en.append(
+            "So over this range of d, the softmax without scaling did not clearly saturate: "
+            f"{why_en} {verb} below {half} of its value at d = {d0}."
+        )
+        ja.append(
+            "つまり、この d の範囲では、スケーリングしなくても softmax ははっきりとは飽和し"
+            f"ませんでした。{why_ja} d = {d0} での値の {half} 未満には下がっていません。"
+        )
+    return {"en": " ".join(en), "ja": "".join(ja)}
+
+
+def _figure_variance(dims: list[int], arms: dict[str, dict[str, list[float]]], t: Text) -> Any:
     fig, ax = plt.subplots(figsize=(6, 4))
-    ax.plot(dims, arms["unscaled"]["var"], "o-", label="unscaled q.k")
-    ax.plot(dims, arms["scaled"]["var"], "s-", label="scaled q.k / sqrt(d)")
+    ax.plot(
+        dims,
+        arms["unscaled"]["var"],
+        "o-",
+        label=t("without scaling: q·k", "スケーリングなし: q·k"),
+    )
+    ax.plot(
+        dims,
+        arms["scaled"]["var"],
+        "s-",
+        label=t("divided by √d: q·k / √d", "√d で割る: q·k / √d"),
+    )
     # The references are drawn over the data (the unscaled points lie on variance = d).
-    ax.plot(dims, dims, "--", color="black", linewidth=1.2, zorder=3, label="variance = d")
-    ax.axhline(1.0, color="black", linestyle=":", linewidth=1.2, zorder=3, label="variance = 1")
+    ax.plot(
+        dims,
+        dims,
+        "--",
+        color="black",
+        linewidth=1.2,
+        zorder=3,
+        label=t("variance = d", "分散 = d"),
+    )
+    ax.axhline(
+        1.0,
+        color="black",
+        linestyle=":",
+        linewidth=1.2,
+        zorder=3,
+        label=t("variance = 1", "分散 = 1"),
+    )
     ax.set_xscale("log", base=2)
     ax.set_yscale("log")
-    ax.set_xlabel("dimension d")
-    ax.set_ylabel("logit variance")
-    ax.set_title("Logit variance vs dimension")
+    ax.set_xlabel(t("dimension d", "次元 d"))
+    ax.set_ylabel(t("logit variance", "ロジットの分散"))
+    ax.set_title(t("Logit variance vs dimension", "次元とロジットの分散"))
     ax.legend()
-    return figure_png(fig)
+    return fig
 
 
 def _figure_saturation(
-    dims: list[int], arms: dict[str, dict[str, list[float]]], p: Params
-) -> bytes:
+    dims: list[int], arms: dict[str, dict[str, list[float]]], p: Params, t: Text
+) -> Any:
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(7, 4))
+    names = {
+        "unscaled": t("without scaling", "スケーリングなし"),
+        "scaled": t("divided by √d", "√d で割る"),
+    }
     for name, marker in (("unscaled", "o-"), ("scaled", "s-")):
-        ax1.plot(dims, arms[name]["entropy"], marker, label=name)
-        ax2.plot(dims, arms[name]["grad"], marker, label=name)
-    ax1.axhline(math.log(p.n_keys), color="gray", linestyle="--", label="uniform: log(n_keys)")
-    for ax, ylabel in ((ax1, "softmax entropy (nats)"), (ax2, "softmax Jacobian norm")):
+        ax1.plot(dims, arms[name]["entropy"], marker, label=names[name])
+        ax2.plot(dims, arms[name]["grad"], marker, label=names[name])
+    ax1.axhline(
+        math.log(p.n_keys),
+        color="gray",
+        linestyle="--",
+        label=t(f"uniform weights: log {p.n_keys}", f"一様な重み: log {p.n_keys}"),
+    )
+    for ax, ylabel in (
+        (ax1, t("softmax entropy (nats)", "softmax のエントロピー（ナット）")),
+        (ax2, t("softmax Jacobian norm", "softmax のヤコビアンのノルム")),
+    ):
         ax.set_xscale("log", base=2)
-        ax.set_xlabel("dimension d")
+        ax.set_xlabel(t("dimension d", "次元 d"))
         ax.set_ylabel(ylabel)
         ax.legend()
-    ax1.set_title("Entropy")
-    ax2.set_title("Gradient norm")
-    fig.suptitle(f"Softmax over {p.n_keys} keys: saturation without scaling")
+    ax1.set_title(t("Entropy", "エントロピー"))
+    ax2.set_title(t("Gradient norm", "勾配ノルム"))
+    fig.suptitle(
+        t(
+            f"Softmax over {p.n_keys} keys: saturation without scaling",
+            f"{p.n_keys} 個のキーへの softmax: スケーリングしないと飽和する",
+        )
+    )
     fig.tight_layout()
-    return figure_png(fig)
+    return fig
 
 
 if __name__ == "__main__":

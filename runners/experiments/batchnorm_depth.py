@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Any
 
 import matplotlib
 
@@ -22,8 +23,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from runners.result import Result, figure_png  # noqa: E402
-from runners.specs.batchnorm_depth import Params
+from runners.labels import num, ratio_phrase  # noqa: E402
+from runners.result import Result, Text, figures_in_each_language  # noqa: E402
+from runners.specs.batchnorm_depth import Params  # noqa: E402
 
 # Thresholds behind ``supports_claim``.
 MAX_BN_STD_RATIO = 1.5  # max/min of the deep layer's std over training, BN arm
@@ -216,16 +218,13 @@ def run(params: Params, seed: int) -> Result:
 
     finding = _finding(
         p,
-        ratio_plain,
-        ratio_bn,
-        loss_plain,
-        loss_bn,
+        plain,
+        normed,
+        noise,
         slope,
-        supports,
-        stable,
-        lower,
-        plain.diverged,
-        normed.diverged,
+        (ratio_plain, ratio_bn),
+        (loss_plain, loss_bn),
+        (stable, lower, slope_ok),
     )
     series: dict[str, list[float]] = {
         "checkpoint_steps_no_bn": plain.check_steps,
@@ -239,90 +238,219 @@ def run(params: Params, seed: int) -> Result:
         "noise_batch_sizes": [float(b) for b in NOISE_BATCH_SIZES],
         "batch_mean_std": noise,
     }
-    figures = [
-        _figure_stats(plain, normed, p),
-        _figure_loss(plain.losses, normed.losses, p),
-        _figure_noise(noise, slope),
-    ]
+
+    def draw(t: Text) -> list[Any]:
+        return [
+            _figure_stats(t, plain, normed, p),
+            _figure_loss(t, plain.losses, normed.losses, p),
+            _figure_noise(t, noise, slope),
+        ]
+
     return Result(
-        metrics=metrics, figures=figures, finding=finding, supports_claim=supports, series=series
+        metrics=metrics,
+        finding=finding,
+        supports_claim=supports,
+        series=series,
+        **figures_in_each_language(draw),
     )
 
 
 def _finding(
     p: Params,
-    ratio_plain: float,
-    ratio_bn: float,
-    loss_plain: float,
-    loss_bn: float,
+    plain: _Arm,
+    normed: _Arm,
+    noise: list[float],
     slope: float,
-    supports: bool,
-    stable: bool,
-    lower: bool,
-    plain_diverged: bool,
-    bn_diverged: bool,
+    ratios: tuple[float, float],
+    losses: tuple[float, float],
+    checks: tuple[bool, bool, bool],
 ) -> dict[str, str]:
-    if plain_diverged:
-        drift_en = (
-            "the no-BN arm diverged (non-finite loss), while deep-layer std changed by a "
-            f"factor of {ratio_bn:.2f} with BN"
-        )
-        drift_ja = (
-            "BN なしの側は発散した（損失が非有限）一方、深い層の標準偏差の変動は "
-            f"BN ありで {ratio_bn:.2f} 倍"
-        )
+    """What was measured and what it shows, in plain words in both languages.
+
+    ``ratios`` and ``losses``: (without BN, with BN); ``checks``: (stable, lower, slope_ok).
+    """
+    ratio_plain, ratio_bn = ratios
+    loss_plain, loss_bn = losses
+    stable, lower, slope_ok = checks
+    layers = "hidden layer" if p.depth == 1 else "hidden layers"
+    setup = {
+        "en": f"The same network with {p.depth} {layers} was trained at learning rate "
+        f"{num(p.learning_rate)}, once without and once with batch normalisation.",
+        "ja": f"隠れ層 {p.depth} 層の同じネットワークを、学習率 {num(p.learning_rate)} で"
+        "バッチ正規化なしとありの 2 通りに学習させました。",
+    }
+
+    # How much the spread (standard deviation) of the deepest hidden layer drifted.
+    drift_bn = ratio_phrase(ratio_bn, "its smallest", "最小値")
+    if plain.diverged:
+        drift = {
+            "en": "Without batch normalisation training diverged (the loss stopped being a "
+            "finite number). With it, the largest spread of the deepest hidden layer during "
+            f"training was {drift_bn['en']}.",
+            "ja": "バッチ正規化なしでは学習が発散しました（損失が有限の値でなくなりました）。"
+            f"バッチ正規化ありでは、学習中の最も深い隠れ層の標準偏差の最大値は{drift_bn['ja']}"
+            "でした。",
+        }
     else:
-        drift_en = (
-            f"deep-layer std changed by a factor of {ratio_plain:.2f} without BN vs "
-            f"{ratio_bn:.2f} with BN"
-        )
-        drift_ja = (
-            f"深い層の標準偏差の変動は BN なしで {ratio_plain:.2f} 倍、BN ありで {ratio_bn:.2f} 倍"
-        )
-    nums_en = (
-        f"{drift_en}; late training loss at learning rate {p.learning_rate:g} was "
-        f"{loss_plain:.3f} without BN vs {loss_bn:.3f} with BN; batch-mean noise fell with "
-        f"slope {slope:.2f} in log-log (1/sqrt(B) is -0.5)"
-    )
-    nums_ja = (
-        f"{drift_ja}、学習率 {p.learning_rate:g} での終盤の訓練損失は BN なし "
-        f"{loss_plain:.3f}、BN あり {loss_bn:.3f}、バッチ平均のばらつきの両対数の傾きは "
-        f"{slope:.2f}（1/sqrt(B) なら -0.5）"
-    )
-    if plain_diverged or bn_diverged:
-        nums_en += f"; losses after divergence count as {LOSS_CAP:g}"
-        nums_ja += f"、発散後の損失は {LOSS_CAP:g} として数えた"
-    if supports:
-        en = f"The claim showed: {nums_en}."
-        ja = f"主張は確認された: {nums_ja}。"
-    else:
-        if not lower:
-            why_en = "batch norm did not reach a clearly lower loss"
-            why_ja = "バッチ正規化で損失がはっきり低くはならなかった"
-        elif not stable:
-            why_en = "the deep layer's statistics were not more stable with batch norm"
-            why_ja = "バッチ正規化ありでも深い層の統計量が安定しなかった"
+        drift_plain = ratio_phrase(ratio_plain, "its smallest", "最小値")
+        if drift_plain == drift_bn:  # both "about the same as its smallest"
+            drift = {
+                "en": "During training, the largest spread (standard deviation) of the "
+                f"deepest hidden layer was {drift_bn['en']} both without and with batch "
+                "normalisation.",
+                "ja": "学習中の最も深い隠れ層の標準偏差の最大値は、バッチ正規化のありなしに"
+                f"かかわらず{drift_bn['ja']}でした。",
+            }
         else:
-            why_en = "the batch-mean noise did not follow 1/sqrt(B)"
-            why_ja = "バッチ平均のばらつきが 1/sqrt(B) に従わなかった"
-        en = f"The claim did not show here: {why_en} ({nums_en})."
-        ja = f"この設定では主張は示されなかった: {why_ja}（{nums_ja}）。"
-    return {"en": en, "ja": ja}
+            drift = {
+                "en": "During training, the largest spread (standard deviation) of the "
+                f"deepest hidden layer was {drift_plain['en']} without batch normalisation, "
+                f"and {drift_bn['en']} with it.",
+                "ja": "学習中の最も深い隠れ層の標準偏差の最大値は、バッチ正規化なしでは"
+                f"{drift_plain['ja']}、ありでは{drift_bn['ja']}でした。",
+            }
+        if normed.diverged:
+            drift["en"] += " Training with batch normalisation diverged."
+            drift["ja"] += "バッチ正規化ありの学習は発散しました。"
+
+    if loss_plain > 0:
+        compared = ratio_phrase(loss_bn / loss_plain, "the loss without it", "なしの場合")
+        compared_en, compared_ja = f", {compared['en']}", f" と、{compared['ja']}"
+    else:
+        compared_en, compared_ja = "", " "
+    loss = {
+        "en": "Over the last quarter of training the average loss was "
+        f"{num(loss_plain)} without batch normalisation and {num(loss_bn)} with it"
+        f"{compared_en}.",
+        "ja": "学習の最後の 4 分の 1 での平均の損失は、バッチ正規化なしで "
+        f"{num(loss_plain)}、ありで {num(loss_bn)}{compared_ja}でした。",
+    }
+    if plain.diverged or normed.diverged:
+        loss["en"] += f" Steps after the divergence count as a loss of {num(LOSS_CAP)}."
+        loss["ja"] += f"発散した後のステップは損失 {num(LOSS_CAP)} として数えています。"
+
+    sizes = NOISE_BATCH_SIZES
+    spread = {
+        "en": "In the trained network with batch normalisation, the spread of a batch mean "
+        f"fell from {num(noise[0])} at batch size {sizes[0]} to {num(noise[-1])} at batch "
+        f"size {sizes[-1]}: a slope of {slope:.2f} on a log-log plot, where a fall like "
+        "1/√(batch size) has slope -0.5.",
+        "ja": "学習後のバッチ正規化ありのネットワークでは、バッチ平均のばらつきはバッチサイズ "
+        f"{sizes[0]} での {num(noise[0])} からバッチサイズ {sizes[-1]} での {num(noise[-1])} "
+        f"まで小さくなりました。両対数グラフでの傾きは {slope:.2f} で、1/√(バッチサイズ) "
+        "に比例して小さくなる場合の傾きは -0.5 です。",
+    }
+
+    if stable and lower and slope_ok:
+        meaning = {
+            "en": "This showed that normalising the inputs once does not keep a deep layer "
+            "normalised during training; batch normalisation does, and here it also let the "
+            "network reach a clearly lower loss.",
+            "ja": "つまり、入力を一度正規化するだけでは学習中に深い層の正規化は保たれず、"
+            "バッチ正規化なら保たれます。この設定ではバッチ正規化によって損失もはっきり"
+            "低くなりました。",
+        }
+    else:
+        # What fell short, in English and in Japanese (a clause that continues, one that ends).
+        short: list[tuple[str, str, str]] = []
+        if ratio_bn > MAX_BN_STD_RATIO:
+            short.append(
+                (
+                    "even with batch normalisation the deep layer's spread changed by more "
+                    f"than {num(MAX_BN_STD_RATIO)} times",
+                    f"バッチ正規化ありでも深い層の標準偏差が {num(MAX_BN_STD_RATIO)} 倍を超えて"
+                    "変わり",
+                    f"バッチ正規化ありでも深い層の標準偏差が {num(MAX_BN_STD_RATIO)} 倍を超えて"
+                    "変わりました",
+                )
+            )
+        elif not stable:
+            short.append(
+                (
+                    "the deep layer was no steadier with batch normalisation than without",
+                    "バッチ正規化ありでも深い層はなしより安定せず",
+                    "バッチ正規化ありでも深い層はなしより安定しませんでした",
+                )
+            )
+        if not lower:
+            cut = f"{MIN_LOSS_REDUCTION:.0%}"
+            short.append(
+                (
+                    f"batch normalisation did not lower the loss by {cut} or more",
+                    f"バッチ正規化で損失が {cut} 以上は下がらず",
+                    f"バッチ正規化で損失が {cut} 以上は下がりませんでした",
+                )
+            )
+        if not slope_ok:
+            short.append(
+                (
+                    "the spread of a batch mean did not fall like 1/√(batch size)",
+                    "バッチ平均のばらつきは 1/√(バッチサイズ) のようには小さくならず",
+                    "バッチ平均のばらつきは 1/√(バッチサイズ) のようには小さくなりませんでした",
+                )
+            )
+        clauses_ja = [ja for _, ja, _ in short[:-1]] + [short[-1][2]]
+        meaning = {
+            "en": f"Here {_and([en for en, _, _ in short])}.",
+            "ja": f"この設定では、{'、'.join(clauses_ja)}。",
+        }
+    parts = (setup, drift, loss, spread, meaning)
+    return {"en": " ".join(s["en"] for s in parts), "ja": "".join(s["ja"] for s in parts)}
 
 
-def _figure_stats(plain: _Arm, normed: _Arm, p: Params) -> bytes:
+def _and(parts: list[str]) -> str:
+    """``a``, ``a and b``, ``a, b and c``."""
+    return parts[0] if len(parts) == 1 else f"{', '.join(parts[:-1])} and {parts[-1]}"
+
+
+def _legend_below(ax: Any) -> None:
+    """The legend under the axes, so that it never covers the curves' points."""
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2, fontsize=8)
+
+
+def _figure_stats(t: Text, plain: _Arm, normed: _Arm, p: Params) -> Any:
     fig, ax = plt.subplots(figsize=(6, 4))
-    ax.plot(plain.check_steps, plain.stds, marker=".", label="std, no BN")
-    ax.plot(normed.check_steps, normed.stds, marker=".", label="std, with BN")
-    ax.plot(plain.check_steps, plain.means, linestyle="--", color="tab:blue", label="mean, no BN")
     ax.plot(
-        normed.check_steps, normed.means, linestyle="--", color="tab:orange", label="mean, with BN"
+        plain.check_steps,
+        plain.stds,
+        marker=".",
+        label=t("std, without batch norm", "標準偏差（バッチ正規化なし）"),
     )
-    ax.set_xlabel("training step")
-    ax.set_ylabel(f"activation statistic (hidden layer {p.depth})")
-    ax.set_title(f"Deepest hidden layer during training (depth {p.depth})")
-    ax.legend()
-    return figure_png(fig)
+    ax.plot(
+        normed.check_steps,
+        normed.stds,
+        marker=".",
+        label=t("std, with batch norm", "標準偏差（バッチ正規化あり）"),
+    )
+    ax.plot(
+        plain.check_steps,
+        plain.means,
+        linestyle="--",
+        color="tab:blue",
+        label=t("mean, without batch norm", "平均（バッチ正規化なし）"),
+    )
+    ax.plot(
+        normed.check_steps,
+        normed.means,
+        linestyle="--",
+        color="tab:orange",
+        label=t("mean, with batch norm", "平均（バッチ正規化あり）"),
+    )
+    ax.set_xlabel(t("training step", "学習ステップ"))
+    ax.set_ylabel(
+        t(
+            f"activation statistic (hidden layer {p.depth})",
+            f"活性の統計量（第 {p.depth} 隠れ層）",
+        )
+    )
+    ax.set_title(
+        t(
+            f"Deepest hidden layer during training (depth {p.depth})",
+            f"学習中の最も深い隠れ層（深さ {p.depth}）",
+        )
+    )
+    _legend_below(ax)
+    return fig
 
 
 def _smooth(values: list[float], k: int) -> np.ndarray:
@@ -331,45 +459,65 @@ def _smooth(values: list[float], k: int) -> np.ndarray:
     return np.convolve(arr, np.ones(k) / k, mode="valid")
 
 
-def _figure_loss(loss_plain: list[float], loss_bn: list[float], p: Params) -> bytes:
+def _figure_loss(t: Text, loss_plain: list[float], loss_bn: list[float], p: Params) -> Any:
     fig, ax = plt.subplots(figsize=(6, 4))
     k = max(1, p.steps // 30)
     start = k - 1
     sm_plain, sm_bn = _smooth(loss_plain, k), _smooth(loss_bn, k)
-    ax.plot(range(start, start + len(sm_plain)), sm_plain, label="no BN")
-    ax.plot(range(start, start + len(sm_bn)), sm_bn, label="with BN")
+    ax.plot(
+        range(start, start + len(sm_plain)),
+        sm_plain,
+        label=t("without batch norm", "バッチ正規化なし"),
+    )
+    ax.plot(range(start, start + len(sm_bn)), sm_bn, label=t("with batch norm", "バッチ正規化あり"))
     ax.axvspan(
         p.steps - max(1, p.steps // 4),
         p.steps,
         color="gray",
         alpha=0.15,
-        label="averaged for the metric",
+        label=t("last quarter, averaged for the metric", "指標で平均をとる最後の 4 分の 1"),
     )
-    ax.set_xlabel("training step")
-    ax.set_ylabel(f"training loss (moving average of {k})")
-    ax.set_title(f"Cross-entropy at learning rate {p.learning_rate:g}")
-    ax.legend()
-    return figure_png(fig)
+    ax.set_xlabel(t("training step", "学習ステップ"))
+    ax.set_ylabel(
+        t(f"training loss (moving average of {k})", f"訓練損失（{k} ステップの移動平均）")
+    )
+    ax.set_title(
+        t(
+            f"Cross-entropy at learning rate {num(p.learning_rate)}",
+            f"学習率 {num(p.learning_rate)} での交差エントロピー",
+        )
+    )
+    _legend_below(ax)
+    return fig
 
 
-def _figure_noise(noise: list[float], slope: float) -> bytes:
+def _figure_noise(t: Text, noise: list[float], slope: float) -> Any:
     fig, ax = plt.subplots(figsize=(6, 4))
     sizes = np.asarray(NOISE_BATCH_SIZES, dtype=float)
-    ax.plot(sizes, noise, marker="o", label=f"measured (slope {slope:.2f})")
+    ax.plot(
+        sizes,
+        noise,
+        marker="o",
+        label=t(f"measured (slope {slope:.2f})", f"測定値（傾き {slope:.2f}）"),
+    )
     ax.plot(
         sizes,
         noise[0] * np.sqrt(sizes[0] / sizes),
         linestyle="--",
         color="gray",
-        label="1/sqrt(B) reference",
+        label=t("1/√B reference", "1/√B の参照線"),
     )
     ax.set_xscale("log", base=2)
     ax.set_yscale("log")
-    ax.set_xlabel("batch size B")
-    ax.set_ylabel("std of the batch mean (avg over units)")
-    ax.set_title("Noise of the batch-mean estimate, deepest layer")
-    ax.legend()
-    return figure_png(fig)
+    ax.set_xlabel(t("batch size B", "バッチサイズ B"))
+    ax.set_ylabel(
+        t("std of the batch mean (avg over units)", "バッチ平均の標準偏差（ユニットで平均）")
+    )
+    ax.set_title(
+        t("Noise of the batch-mean estimate, deepest layer", "最も深い層でのバッチ平均のばらつき")
+    )
+    _legend_below(ax)
+    return fig
 
 
 if __name__ == "__main__":

@@ -11,12 +11,15 @@ linear class scores) is trained for each ``m`` in the sweep. Accuracy should ris
 
 from __future__ import annotations
 
+from typing import Any
+
 import matplotlib
 import torch
 from torch import nn
 
 from runners.experiments._optim import Adam
-from runners.result import Result, figure_png
+from runners.labels import num
+from runners.result import Result, Text, figures_in_each_language
 from runners.specs.embedding_dimension import SATURATION_TOL, UNDERFIT_GAP, Params
 
 matplotlib.use("Agg")
@@ -104,55 +107,42 @@ def run(params: Params, seed: int) -> Result:
         metrics["max_val_acc_dims_at_most_half_k"] = best_well_below
         metrics["gap_dims_at_most_half_k"] = best - best_well_below
 
-    if not has_both:
-        why_en = f"the sweep {dims} does not include both a dimension >= {k} and one <= {k / 2:g}"
-        why_ja = f"掃引 {dims} に {k} 以上と {k / 2:g} 以下の両方の次元が含まれていない"
-        finding = {
-            "en": (
-                f"Best validation accuracy {best:.3f} at embedding dimension {best_dim} "
-                f"(within {SATURATION_TOL:.0%} from dimension {saturation_dim}), but "
-                f"{why_en}, so the claim did not show here."
-            ),
-            "ja": (
-                f"最良の検証精度は埋め込み次元 {best_dim} の {best:.3f}（次元 {saturation_dim} "
-                f"から {SATURATION_TOL:.0%} 以内）だが、{why_ja}ため、"
-                "この設定では主張は示されなかった。"
-            ),
-        }
-    else:
-        verdict_en = "so the claim showed" if supports else "so the claim did not show here"
-        verdict_ja = "主張が示された" if supports else "この設定では主張は示されなかった"
-        finding = {
-            "en": (
-                f"With intrinsic dimension {k}, validation accuracy reached {best:.3f} "
-                f"(dimension {best_dim}) and came within {SATURATION_TOL:.0%} of it from "
-                f"dimension {saturation_dim}; dimensions >= {k} were at most "
-                f"{best - worst_at_or_above:.3f} below the best and dimensions <= {k / 2:g} "
-                f"at least {best - best_well_below:.3f} below, {verdict_en}."
-            ),
-            "ja": (
-                f"内在次元 {k} で検証精度は最高 {best:.3f}（次元 {best_dim}）、次元 "
-                f"{saturation_dim} から最良の {SATURATION_TOL:.0%} 以内に達した。"
-                f"{k} 以上の次元は最良より最大 {best - worst_at_or_above:.3f} 低く、"
-                f"{k / 2:g} 以下の次元は少なくとも {best - best_well_below:.3f} 低い。"
-                f"{verdict_ja}。"
-            ),
-        }
+    finding = _finding(p, dims, val_acc, best, best_dim, saturation_dim, saturated, underfits)
 
-    fig, ax = plt.subplots(figsize=(6, 4))
-    ax.plot(dims, val_acc, "o-", label="validation accuracy")
-    ax.plot(dims, train_acc, "s--", alpha=0.6, label="training accuracy")
-    ax.axvline(k, color="gray", linestyle=":", label=f"intrinsic dimension k = {k}")
-    ax.axhspan(best - SATURATION_TOL, best, color="green", alpha=0.12, label="within tolerance")
-    ax.set_xscale("log", base=2)
-    ax.set_xticks(dims, [str(m) for m in dims])
-    ax.set_xlabel("embedding dimension m")
-    ax.set_ylabel("accuracy")
-    ax.set_title(f"Accuracy vs embedding size ({p.n_classes} classes, k = {k})")
-    ax.legend()
+    def draw(t: Text) -> list[Any]:
+        tol = f"{SATURATION_TOL:g}"
+        fig, ax = plt.subplots(figsize=(6, 4))
+        ax.plot(dims, val_acc, "o-", label=t("validation accuracy", "検証精度"))
+        ax.plot(dims, train_acc, "s--", alpha=0.6, label=t("training accuracy", "訓練精度"))
+        ax.axvline(
+            k,
+            color="gray",
+            linestyle=":",
+            label=t(f"intrinsic dimension k = {k}", f"内在次元 k = {k}"),
+        )
+        ax.axhspan(
+            best - SATURATION_TOL,
+            best,
+            color="green",
+            alpha=0.12,
+            label=t(f"within {tol} of the best", f"最高から {tol} 以内"),
+        )
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(dims, [str(m) for m in dims])
+        ax.set_xlabel(t("embedding dimension m", "埋め込み次元 m"))
+        ax.set_ylabel(t("accuracy", "精度"))
+        ax.set_title(
+            t(
+                f"Accuracy vs embedding size ({p.n_classes} classes, k = {k})",
+                f"埋め込み次元と精度（{p.n_classes} クラス、k = {k}）",
+            )
+        )
+        # Below the axes, so that it covers neither the points nor the k line or the band.
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2, fontsize=8)
+        return [fig]
+
     return Result(
         metrics=metrics,
-        figures=[figure_png(fig)],
         finding=finding,
         supports_claim=supports,
         series={
@@ -160,7 +150,118 @@ def run(params: Params, seed: int) -> Result:
             "val_acc": val_acc,
             "train_acc": train_acc,
         },
+        **figures_in_each_language(draw),
     )
+
+
+def _sizes(dims: list[int], sep: str, last: str) -> str:
+    return sep.join(str(m) for m in dims[:-1]) + f"{last}{dims[-1]}"
+
+
+def _finding(
+    p: Params,
+    dims: list[int],
+    val_acc: list[float],
+    best: float,
+    best_dim: int,
+    saturation_dim: int,
+    saturated: bool,
+    underfits: bool,
+) -> dict[str, str]:
+    """The finding in plain words, in both languages."""
+    k = p.intrinsic_dim
+    half = f"{k / 2:g}"
+    tol = f"{SATURATION_TOL:g}"
+    at_or_above = [(a, m) for m, a in zip(dims, val_acc, strict=True) if m >= k]
+    well_below = [a for m, a in zip(dims, val_acc, strict=True) if 2 * m <= k]
+    en = [
+        f"The inputs have intrinsic dimension k = {k}. A model was trained at each "
+        f"embedding dimension m = {_sizes(dims, ', ', ' and ')} and its accuracy measured on "
+        f"{N_VAL} examples it was not trained on. The best validation accuracy was "
+        f"{num(best)}, at m = {best_dim}"
+    ]
+    ja = [
+        f"入力の内在次元は k = {k} です。埋め込み次元 m = {_sizes(dims, '、', '、')} のそれぞれで"
+        f"モデルを訓練し、訓練に使っていない {N_VAL} 件で精度を測りました。検証精度の最高は "
+        f"m = {best_dim} での {num(best)} "
+    ]
+    if saturation_dim < best_dim:
+        en[-1] += f", and accuracy first came within {tol} of it at m = {saturation_dim}."
+        ja[-1] += f"で、最高との差が初めて {tol} 以内に入ったのは m = {saturation_dim} でした。"
+    elif best_dim > dims[0]:
+        en[-1] += f", and no smaller m came within {tol} of it."
+        ja[-1] += f"で、それより小さい m で最高との差が {tol} 以内のものはありませんでした。"
+    else:
+        en[-1] += "."
+        ja[-1] += "でした。"
+    if not at_or_above or not well_below:
+        if not at_or_above and not well_below:
+            en.append(f"But no size tried was k/2 = {half} or less, and none was k = {k} or more")
+            ja.append(f"しかし試した次元には k/2 = {half} 以下のものも k = {k} 以上のものもなく")
+        elif not at_or_above:
+            en.append(f"But no size tried was k = {k} or more")
+            ja.append(f"しかし試した次元には k = {k} 以上のものがなく")
+        else:
+            en.append(f"But no size tried was k/2 = {half} or less")
+            ja.append(f"しかし試した次元には k/2 = {half} 以下のものがなく")
+        en[-1] += ", so this sweep cannot show whether accuracy stops improving at k."
+        ja[-1] += "、この掃引では精度が k で頭打ちになるかどうかは分かりません。"
+        return {"en": " ".join(en), "ja": "".join(ja)}
+
+    worst, worst_dim = min(at_or_above)
+    shortfall = best - worst
+    gap = best - max(well_below)
+    if shortfall > 0:
+        en.append(f"With m of {k} or more, accuracy was at most {num(shortfall)} below the best;")
+        ja.append(f"m が {k} 以上では、精度は最高より最大でも {num(shortfall)} 低いだけでした。")
+    else:
+        en.append(f"Every m of {k} or more reached the best accuracy;")
+        ja.append(f"m が {k} 以上では、どれも最高の精度に達しました。")
+    if gap > 0:
+        en.append(f"with m of {half} or less, it was at least {num(gap)} below.")
+        ja.append(f"一方、m が {half} 以下では少なくとも {num(gap)} 低くなりました。")
+    else:
+        en.append(f"with m of {half} or less, it already reached the best.")
+        ja.append(f"m が {half} 以下でも、すでに最高の精度に達していました。")
+    if saturated and underfits:
+        en.append(
+            "So accuracy climbs until the embedding is as large as the intrinsic dimension "
+            "and hardly improves after that."
+        )
+        ja.append(
+            "つまり、精度は埋め込み次元が内在次元に届くまで上がり、それより大きくしても"
+            "ほとんど伸びません。"
+        )
+    if not underfits:
+        few = p.n_classes - 1 < k
+        en.append(
+            "So a smaller embedding was already enough here"
+            + (
+                f": {p.n_classes} classes can be told apart in {p.n_classes - 1} "
+                f"directions, fewer than k = {k}."
+                if few
+                else "."
+            )
+        )
+        ja.append(
+            "つまり、ここではもっと小さい埋め込みで足りました。"
+            + (
+                f"{p.n_classes} クラスは {p.n_classes - 1} 方向あれば見分けられ、"
+                f"k = {k} より少なくて済みます。"
+                if few
+                else ""
+            )
+        )
+    if not saturated:
+        en.append(
+            f"Accuracy had not settled by m = {k}: at m = {worst_dim} it was "
+            f"{num(shortfall)} below the best, more than {tol}."
+        )
+        ja.append(
+            f"また、m = {k} の時点で精度はまだ落ち着いていませんでした。m = {worst_dim} では"
+            f"最高より {num(shortfall)} 低く、{tol} を超えています。"
+        )
+    return {"en": " ".join(en), "ja": "".join(ja)}
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ compares those hand-written backprop gradients with central finite differences.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import matplotlib
 
@@ -20,7 +21,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from runners.result import Result, figure_png  # noqa: E402
+from runners.labels import num  # noqa: E402
+from runners.result import Result, Text, figures_in_each_language  # noqa: E402
 from runners.specs.local_minima_width import Params
 
 # Thresholds behind ``supports_claim``.
@@ -181,95 +183,228 @@ def run(params: Params, seed: int) -> Result:
         }
     )
 
-    finding = _finding(widths, shares, grad_rel, supports, several, widest_ok, grad_ok, p)
+    finding = _finding(widths, shares, grad_rel, worst_drop, several, widest_ok, grad_ok, p)
     series: dict[str, list[float]] = {
         "widths": [float(w) for w in widths],
         "success_share": shares,
     }
     for w in widths:
         series[f"median_loss_curve_width_{w}"] = curves[w]
-    figures = [_figure_share(widths, shares, p), _figure_losses(widths, finals, p)]
+
+    def draw(t: Text) -> list[Any]:
+        return [_figure_share(widths, shares, p, t), _figure_losses(widths, finals, p, t)]
+
     return Result(
-        metrics=metrics, figures=figures, finding=finding, supports_claim=supports, series=series
+        metrics=metrics,
+        finding=finding,
+        supports_claim=supports,
+        series=series,
+        **figures_in_each_language(draw),
     )
+
+
+def _percent(share: float) -> str:
+    return f"{num(100 * share)}%"
 
 
 def _finding(
     widths: list[int],
     shares: list[float],
     grad_rel: float,
-    supports: bool,
+    worst_drop: float,
     several: bool,
     widest_ok: bool,
     grad_ok: bool,
     p: Params,
 ) -> dict[str, str]:
-    pairs = ", ".join(f"{w}: {s:.1%}" for w, s in zip(widths, shares, strict=True))
-    if supports:
-        en = (
-            f"The claim showed: the share of {p.n_inits} inits reaching loss < {p.success_loss:g} "
-            f"rose with width ({pairs}), and backprop matched finite differences "
-            f"(max relative difference {grad_rel:.1e})."
-        )
-        ja = (
-            f"主張は確認された: 損失 < {p.success_loss:g} に達した初期値の割合"
-            f"（各幅 {p.n_inits} 個）は幅とともに上がり（{pairs}）、誤差逆伝播の勾配は"
-            f"有限差分と一致した（最大相対差 {grad_rel:.1e}）。"
+    thr = num(p.success_loss)
+    lr = num(p.learning_rate)
+    if p.optimizer == "gd":
+        method_en, method_ja = (
+            f"plain gradient descent, learning rate {lr}",
+            f"通常の勾配降下法、学習率 {lr}",
         )
     else:
-        if not several:
-            why_en = "only one width was run, so a rise with width cannot show"
-            why_ja = "幅が 1 種類だけなので、幅とともに上がるかは示せない"
-        elif not grad_ok:
-            why_en = f"backprop and finite differences differed by {grad_rel:.1e}"
-            why_ja = f"誤差逆伝播と有限差分の差が {grad_rel:.1e} あった"
-        elif not widest_ok:
-            why_en = f"the widest net succeeded in only {shares[-1]:.1%} of inits"
-            why_ja = f"最も広いネットワークの成功率が {shares[-1]:.1%} にとどまった"
+        method_en, method_ja = f"Adam, learning rate {lr}", f"Adam、学習率 {lr}"
+    act_en, act_ja = ("tanh", " tanh ") if p.activation == "tanh" else ("sigmoid", "シグモイド")
+    where_en = "At each hidden width" if several else f"At hidden width {widths[0]}"
+    where_ja = "隠れ層の幅ごとに" if several else f"隠れ層の幅 {widths[0]} で"
+    setup_en = (
+        f"{where_en}, {p.n_inits} networks with {act_en} hidden units were trained on XOR "
+        f"from different random starts for {p.steps} steps ({method_en}); a start counted "
+        f"as a success if its final loss fell below {thr}."
+    )
+    setup_ja = (
+        f"{where_ja}、活性化関数が{act_ja}のネットワーク {p.n_inits} 個を、"
+        f"それぞれ異なるランダムな初期値から XOR で {p.steps} ステップ学習させました"
+        f"（{method_ja}）。最終損失が {thr} を下回ったものを成功と数えています。"
+    )
+    each_en = [f"{_percent(s)} at width {w}" for w, s in zip(widths, shares, strict=True)]
+    pairs_en = each_en[0] if len(each_en) == 1 else f"{', '.join(each_en[:-1])} and {each_en[-1]}"
+    pairs_ja = "、".join(f"幅 {w} で {_percent(s)}" for w, s in zip(widths, shares, strict=True))
+    gain = shares[-1] - shares[0]
+    gap = num(grad_rel)
+    if grad_ok:
+        grad_en = (
+            "The hand-written backprop gradients matched finite differences (largest "
+            f"relative gap {gap})."
+        )
+        grad_ja = f"手で書いた誤差逆伝播の勾配は有限差分の勾配と一致しました（最大相対差 {gap}）。"
+    else:
+        grad_en = (
+            "The hand-written backprop gradients differed from finite differences by up to "
+            f"{gap} relative to the largest gradient, more than rounding explains."
+        )
+        grad_ja = (
+            f"手で書いた誤差逆伝播の勾配は有限差分の勾配と最大 {gap}（相対差）ずれており、"
+            "丸め誤差では説明できない大きさでした。"
+        )
+
+    if not several:
+        result_en = (
+            f"Only one width was run, so nothing can be compared across widths: "
+            f"{_percent(shares[0])} of the starts succeeded at width {widths[0]}."
+        )
+        result_ja = (
+            f"幅を 1 種類しか試していないため、幅どうしを比べることはできません。"
+            f"幅 {widths[0]} では初期値の {_percent(shares[0])} が成功しました。"
+        )
+        meaning_en = "To see whether width helps, run at least two widths."
+        meaning_ja = "幅の効果を見るには、2 種類以上の幅を試してください。"
+    elif not grad_ok:
+        result_en = f"The share of starts that succeeded was {pairs_en}."
+        result_ja = f"成功した初期値の割合は、{pairs_ja}でした。"
+        meaning_en = "So the gradients used for training are not trustworthy at these settings."
+        meaning_ja = "この設定では、学習に使った勾配を信頼できないということです。"
+    elif not widest_ok:
+        result_en = (
+            f"The share of starts that succeeded was {pairs_en}: even the widest network "
+            f"succeeded from only {_percent(shares[-1])} of its starts, short of "
+            f"{_percent(MIN_WIDEST_SHARE)}."
+        )
+        result_ja = (
+            f"成功した初期値の割合は、{pairs_ja}でした。最も広いネットワークでも成功は"
+            f"初期値の {_percent(shares[-1])} にとどまり、"
+            f"{_percent(MIN_WIDEST_SHARE)} に届きませんでした。"
+        )
+        meaning_en = "So at these settings even the widest network did not fit XOR reliably."
+        meaning_ja = (
+            "この設定では、最も広いネットワークでも XOR を確実には学習できなかったということです。"
+        )
+    elif worst_drop > MONOTONE_TOLERANCE:
+        result_en = (
+            f"The share of starts that succeeded was {pairs_en}: a wider network did worse "
+            f"than a narrower one, by up to {num(100 * worst_drop)} percentage points."
+        )
+        result_ja = (
+            f"成功した初期値の割合は、{pairs_ja}でした。幅を広げたのに成功の割合が"
+            f"最大 {num(100 * worst_drop)} ポイント下がったところがあります。"
+        )
+        meaning_en = "So at these settings the share did not rise steadily with width."
+        meaning_ja = "この設定では、成功の割合は幅とともに着実に上がるわけではないということです。"
+    elif gain < MIN_SHARE_GAIN:
+        if gain > 0:
+            rise_en = (
+                f"a rise of only {num(100 * gain)} percentage points from the narrowest to "
+                "the widest network"
+            )
+            rise_ja = (
+                f"最も狭い幅から最も広い幅への上昇は {num(100 * gain)} ポイントにとどまりました"
+            )
         else:
-            why_en = "the success share did not rise clearly with width"
-            why_ja = "成功率が幅とともにはっきり上がらなかった"
-        en = (
-            f"The claim did not show here: {why_en} (success share by width: {pairs}; "
-            f"gradient check max relative difference {grad_rel:.1e})."
+            rise_en = "so the widest network did no better than the narrowest"
+            rise_ja = "最も広いネットワークは最も狭いものより成功しやすくはありませんでした"
+        result_en = f"The share of starts that succeeded was {pairs_en}, {rise_en}."
+        result_ja = f"成功した初期値の割合は、{pairs_ja}で、{rise_ja}。"
+        meaning_en = (
+            "So at these settings even the narrowest network rarely got stuck, and width "
+            "made little difference."
         )
-        ja = (
-            f"この設定では主張は示されなかった: {why_ja}（幅ごとの成功率: {pairs}、"
-            f"勾配チェックの最大相対差 {grad_rel:.1e}）。"
+        meaning_ja = (
+            "この設定では、最も狭いネットワークでもあまり止まらず、幅による違いは"
+            "小さいということです。"
         )
-    return {"en": en, "ja": ja}
+    else:
+        result_en = f"The runs showed the share of successes rising with width: {pairs_en}."
+        result_ja = f"成功した初期値の割合は幅とともに上がりました（{pairs_ja}）。"
+        meaning_en = (
+            "So the wider networks got stuck in a poor local minimum far less often than the "
+            "narrowest one."
+        )
+        meaning_ja = (
+            "広いネットワークほど、質の悪い局所解で止まることがずっと少なかったということです。"
+        )
+    return {
+        "en": f"{setup_en} {result_en} {grad_en} {meaning_en}",
+        "ja": f"{setup_ja}{result_ja}{grad_ja}{meaning_ja}",
+    }
 
 
-def _figure_share(widths: list[int], shares: list[float], p: Params) -> bytes:
+def _figure_share(widths: list[int], shares: list[float], p: Params, t: Text) -> Any:
     fig, ax = plt.subplots(figsize=(6, 4))
     n = p.n_inits
+    thr = num(p.success_loss)
     err = [1.96 * math.sqrt(max(s * (1 - s), 1e-12) / n) for s in shares]
-    ax.errorbar(widths, shares, yerr=err, marker="o", capsize=4, label="success share (95% CI)")
-    ax.axhline(MIN_WIDEST_SHARE, color="gray", linestyle="--", label=f"{MIN_WIDEST_SHARE:.0%}")
+    ax.errorbar(
+        widths,
+        shares,
+        yerr=err,
+        marker="o",
+        capsize=4,
+        label=t("share of starts that succeeded (95% CI)", "成功した初期値の割合（95% 信頼区間）"),
+    )
+    ax.axhline(
+        MIN_WIDEST_SHARE,
+        color="gray",
+        linestyle="--",
+        label=t(f"{MIN_WIDEST_SHARE:.0%} of starts", f"初期値の {MIN_WIDEST_SHARE:.0%}"),
+    )
     ax.set_xscale("log", base=2)
     ax.set_xticks(widths)
     ax.set_xticklabels([str(w) for w in widths])
     ax.set_ylim(-0.02, 1.05)
-    ax.set_xlabel("hidden width")
-    ax.set_ylabel(f"share of inits with loss < {p.success_loss:g}")
-    ax.set_title(f"XOR: success share vs width ({n} inits each)")
-    ax.legend(loc="lower right")
-    return figure_png(fig)
+    ax.set_xlabel(t("hidden-layer width", "隠れ層の幅"))
+    ax.set_ylabel(t(f"share of starts with final loss < {thr}", f"最終損失が {thr} 未満の割合"))
+    ax.set_title(
+        t(
+            f"XOR: share of successful starts by width ({n} starts each)",
+            f"XOR: 幅ごとの成功の割合（各 {n} 個の初期値）",
+        )
+    )
+    # Below the axes, so that it never covers the points.
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2, fontsize=8)
+    return fig
 
 
-def _figure_losses(widths: list[int], finals: dict[int, np.ndarray], p: Params) -> bytes:
+def _figure_losses(widths: list[int], finals: dict[int, np.ndarray], p: Params, t: Text) -> Any:
     fig, ax = plt.subplots(figsize=(6, 4))
     bins = np.logspace(-5, 0.5, 40)
     for w in widths:
         vals = np.clip(np.nan_to_num(finals[w], posinf=3.0), 1e-5, 3.0)
-        ax.hist(vals, bins=bins.tolist(), histtype="step", linewidth=1.5, label=f"width {w}")
-    ax.axvline(p.success_loss, color="gray", linestyle="--", label="success threshold")
+        ax.hist(
+            vals,
+            bins=bins.tolist(),
+            histtype="step",
+            linewidth=1.5,
+            label=t(f"width {w}", f"幅 {w}"),
+        )
+    ax.axvline(
+        p.success_loss, color="gray", linestyle="--", label=t("success threshold", "成功のしきい値")
+    )
     ax.set_xscale("log")
-    ax.set_xlabel("final mean cross-entropy")
-    ax.set_ylabel("number of inits")
-    ax.set_title(f"XOR: final loss per init ({p.n_inits} inits per width)")
-    ax.legend(loc="upper center")
-    return figure_png(fig)
+    ax.set_xlabel(t("final mean cross-entropy", "最終的な平均交差エントロピー"))
+    ax.set_ylabel(t("number of starts", "初期値の数"))
+    ax.set_title(
+        t(
+            f"XOR: final loss of each start ({p.n_inits} starts per width)",
+            f"XOR: 初期値ごとの最終損失（幅ごとに {p.n_inits} 個）",
+        )
+    )
+    # Below the axes, so that it never covers the bars.
+    ax.legend(
+        loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=min(len(widths) + 1, 5), fontsize=8
+    )
+    return fig
 
 
 if __name__ == "__main__":

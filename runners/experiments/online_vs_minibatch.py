@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 import time
+from typing import Any
 
 import matplotlib
 
@@ -23,7 +24,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 
-from runners.result import Result, figure_png  # noqa: E402
+from runners.labels import num, ratio_phrase  # noqa: E402
+from runners.result import Result, Text, figures_in_each_language  # noqa: E402
 from runners.specs.online_vs_minibatch import Params
 
 # Thresholds behind ``supports_claim``.
@@ -151,7 +153,7 @@ def run(params: Params, seed: int) -> Result:
         }
     )
 
-    finding = _finding(p, online, full, ratio, worst_drop, supports, margin_ok)
+    finding = _finding(p, sizes, losses, loss_opt, ratio, worst_drop, supports, margin_ok)
     series = {
         "batch_sizes": [float(b) for b in sizes],
         "loss_after_budget": losses,
@@ -159,12 +161,19 @@ def run(params: Params, seed: int) -> Result:
         # Wall-clock seconds vary from run to run, so they stay out of the metrics.
         "wall_clock_s_per_epoch": wall,
     }
-    figures = [
-        _figure_loss(sizes, losses, best_lrs, loss_opt, loss_init, p),
-        _figure_wall(sizes, wall),
-    ]
+
+    def draw(t: Text) -> list[Any]:
+        return [
+            _figure_loss(sizes, losses, best_lrs, loss_opt, loss_init, p, t),
+            _figure_wall(sizes, wall, t),
+        ]
+
     return Result(
-        metrics=metrics, figures=figures, finding=finding, supports_claim=supports, series=series
+        metrics=metrics,
+        finding=finding,
+        supports_claim=supports,
+        series=series,
+        **figures_in_each_language(draw),
     )
 
 
@@ -178,56 +187,116 @@ def _time_epoch(x: torch.Tensor, y: torch.Tensor, batch: int, lr: torch.Tensor) 
     return best
 
 
+def _percent(fraction: float) -> str:
+    return f"{num(100 * fraction, 2)}%"
+
+
 def _finding(
     p: Params,
-    online: float,
-    full: float,
+    sizes: list[int],
+    losses: list[float],
+    loss_opt: float,
     ratio: float,
     worst_drop: float,
     supports: bool,
     margin_ok: bool,
 ) -> dict[str, str]:
-    setting_en = (
-        "with one epoch for every batch size"
-        if p.budget == "examples"
-        else "with equal numbers of updates (not examples)"
-    )
-    setting_ja = (
-        "全バッチサイズで 1 エポックとした場合"
-        if p.budget == "examples"
-        else "更新回数（事例数ではなく）をそろえた場合"
-    )
-    nums_en = (
-        f"online loss {online:.4g} vs full-batch {full:.4g} (ratio {ratio:.3g}); "
-        f"largest loss decrease from a larger batch {max(worst_drop, 0.0):.1%}"
-    )
-    nums_ja = (
-        f"オンラインの損失 {online:.4g}、全バッチ {full:.4g}（比 {ratio:.3g}）、"
-        f"バッチを大きくしたときの最大の損失低下 {max(worst_drop, 0.0):.1%}"
-    )
-    if supports:
-        en = (
-            f"The claim showed {setting_en}: {nums_en}, so online SGD made the most "
-            "progress per example."
+    n = sizes[-1]
+    online, full = losses[0], losses[-1]
+    listed_en = f"{', '.join(str(b) for b in sizes[:-1])} and {n}"
+    listed_ja = "、".join(str(b) for b in sizes)
+    if p.budget == "examples":
+        setup_en = (
+            f"Batch sizes {listed_en} (the whole dataset of {n} examples) were each trained "
+            "for one epoch, so each saw every example exactly once; each batch size got the "
+            "best learning rate from a fixed list."
         )
-        ja = (
-            f"{setting_ja}、主張は確認された: {nums_ja}。"
-            "事例あたりではオンライン SGD が最も進んだ。"
+        setup_ja = (
+            f"バッチサイズ {listed_ja}（{n} 件のデータ全体）のそれぞれで 1 エポックだけ、"
+            "つまり全事例をちょうど 1 回ずつ見て学習させました。学習率はバッチサイズごとに、"
+            "決まった候補の中から最もよいものを選んでいます。"
         )
     else:
-        why_en = (
-            "full batch was not clearly worse than online"
-            if not margin_ok
-            else "the loss fell as the batch grew"
+        setup_en = (
+            f"Batch sizes {listed_en} (the whole dataset of {n} examples) each made {n} "
+            "updates, as many as online SGD makes in one epoch, with the best learning rate "
+            f"from a fixed list; so the full batch saw {num(n * n)} examples, against {n} "
+            "for online SGD."
         )
-        why_ja = (
-            "全バッチがオンラインよりはっきり悪くはならなかった"
-            if not margin_ok
-            else "バッチを大きくすると損失が下がった"
+        setup_ja = (
+            f"バッチサイズ {listed_ja}（{n} 件のデータ全体）のどれでも、オンライン SGD の"
+            f" 1 エポックと同じ {n} 回だけ重みを更新しました。学習率はバッチサイズごとに、"
+            "決まった候補の中から最もよいものを選んでいます。そのため全バッチでは"
+            f" {num(n * n)} 件と、オンライン SGD の {n} 件よりはるかに多くの事例を見ています。"
         )
-        en = f"The claim did not show {setting_en}: {why_en} ({nums_en})."
-        ja = f"{setting_ja}、主張は示されなかった: {why_ja}（{nums_ja}）。"
-    return {"en": en, "ja": ja}
+    rel = ratio_phrase(ratio, "the online loss", "オンラインの損失")
+    loss_en = (
+        f"The training loss ended at {num(online)} with online SGD (batch size 1) and at "
+        f"{num(full)} with full-batch gradient descent, so the full-batch loss was "
+        f"{rel['en']} (the lowest possible loss is {num(loss_opt)})."
+    )
+    loss_ja = (
+        f"学習後の訓練損失はオンライン SGD（バッチサイズ 1）で {num(online)}、全バッチ勾配降下法で"
+        f" {num(full)} となり、全バッチの損失は{rel['ja']}でした（達成できる最小の損失は"
+        f" {num(loss_opt)}）。"
+    )
+    if worst_drop <= 0:
+        drop_en = "Making the batch larger never lowered the loss."
+        drop_ja = "バッチを大きくして損失が下がることは一度もありませんでした。"
+    elif worst_drop < 0.001:
+        drop_en = "Making the batch larger lowered the loss by less than 0.1%."
+        drop_ja = "バッチを大きくしても、損失の低下は 0.1% 未満でした。"
+    elif worst_drop <= NO_FALL_TOLERANCE:
+        drop_en = f"Making the batch larger lowered the loss by {_percent(worst_drop)} at most."
+        drop_ja = f"バッチを大きくしたときの損失の低下は、最大でも {_percent(worst_drop)} でした。"
+    else:
+        drops = [
+            (losses[i] - losses[i + 1]) / losses[i] if losses[i] > 0 else 0.0
+            for i in range(len(losses) - 1)
+        ]
+        i = drops.index(worst_drop)
+        drop_en = (
+            f"Going from batch size {sizes[i]} to {sizes[i + 1]} lowered the loss by "
+            f"{_percent(worst_drop)}."
+        )
+        drop_ja = (
+            f"バッチサイズを {sizes[i]} から {sizes[i + 1]} にすると、損失は "
+            f"{_percent(worst_drop)} 下がりました。"
+        )
+    if supports:
+        meaning_en = (
+            "This showed that, for the same number of examples seen, online SGD made the "
+            "most progress."
+            if p.budget == "examples"
+            else "This showed online SGD ahead even though the larger batches saw more examples."
+        )
+        meaning_ja = (
+            "見る事例の数が同じなら、オンライン SGD が最も学習を進めたということです。"
+            if p.budget == "examples"
+            else "大きなバッチの方が多くの事例を見たにもかかわらず、"
+            "オンライン SGD が最も学習を進めたということです。"
+        )
+    elif p.budget == "updates":
+        meaning_en = (
+            "With equal updates instead of equal examples, the larger batches see far more "
+            "data and are no longer held back."
+        )
+        meaning_ja = (
+            "事例数ではなく更新回数をそろえると、大きなバッチははるかに多くのデータを見るため、"
+            "もう不利にはならないということです。"
+        )
+    elif not margin_ok:
+        meaning_en = "So here online SGD was not clearly ahead of the full batch."
+        meaning_ja = "この設定では、オンライン SGD が全バッチよりはっきり優れているとは言えません。"
+    else:
+        meaning_en = "So here a larger batch sometimes made more progress per example."
+        meaning_ja = (
+            "この設定では、大きなバッチの方が事例あたりで学習が進むこともあるということです。"
+        )
+    return {
+        "en": f"{setup_en} {loss_en} {drop_en} {meaning_en}",
+        "ja": f"{setup_ja}{loss_ja}{drop_ja}{meaning_ja}",
+    }
 
 
 def _figure_loss(
@@ -237,38 +306,75 @@ def _figure_loss(
     loss_opt: float,
     loss_init: float,
     p: Params,
-) -> bytes:
+    t: Text,
+) -> Any:
     fig, ax = plt.subplots(figsize=(6, 4))
-    label = "one epoch, tuned step" if p.budget == "examples" else "equal updates, tuned step"
+    if p.budget == "examples":
+        label = t("one epoch, tuned learning rate", "1 エポック、学習率は調整済み")
+    else:
+        label = t("equal updates, tuned learning rate", "更新回数をそろえ、学習率は調整済み")
     floor = 1e-9
     excess = [max(loss - loss_opt, floor) for loss in losses]
     ax.plot(sizes, excess, marker="o", label=label)
-    for b, ex, lr in zip(sizes, excess, lrs, strict=True):
-        ax.annotate(f"lr={lr:.3g}", (b, ex), textcoords="offset points", xytext=(4, 6), fontsize=8)
-    ax.axhline(loss_init - loss_opt, color="gray", linestyle=":", label="at the start (w = 0)")
+    for i, (b, ex, lr) in enumerate(zip(sizes, excess, lrs, strict=True)):
+        # Below the point where the line climbs steeply to the next one, so that the line
+        # does not cross the text.
+        rising = i + 1 < len(excess) and excess[i + 1] > 2 * ex
+        ax.annotate(
+            t(f"lr {num(lr)}", f"学習率 {num(lr)}"),
+            (b, ex),
+            textcoords="offset points",
+            xytext=(6, -12) if rising else (4, 6),
+            fontsize=8,
+        )
+    ax.axhline(
+        loss_init - loss_opt,
+        color="gray",
+        linestyle=":",
+        label=t("before training (all weights 0)", "学習前（重みはすべて 0）"),
+    )
     ax.set_xscale("log", base=2)
     ax.set_yscale("log")
     ax.set_xticks(sizes)
     ax.set_xticklabels([str(b) for b in sizes])
-    ax.set_xlabel("batch size")
-    ax.set_ylabel("training loss above least-squares optimum")
-    ax.set_title("Excess loss after the budget vs batch size")
-    ax.legend()
-    return figure_png(fig)
+    ax.set_xlabel(t("batch size", "バッチサイズ"))
+    ax.set_ylabel(
+        t("training loss above the least-squares optimum", "訓練損失のうち最小二乗解を上回る分")
+    )
+    ax.set_title(
+        t("Excess loss after training vs batch size", "バッチサイズごとの学習後の超過損失")
+    )
+    # Below the axes, so that it never covers the points.
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2, fontsize=8)
+    return fig
 
 
-def _figure_wall(sizes: list[int], wall: list[float]) -> bytes:
+def _figure_wall(sizes: list[int], wall: list[float], t: Text) -> Any:
     fig, ax = plt.subplots(figsize=(6, 4))
-    ax.plot(sizes, [w * 1000 for w in wall], marker="s", color="tab:orange", label="one epoch")
+    ax.plot(
+        sizes,
+        [w * 1000 for w in wall],
+        marker="s",
+        color="tab:orange",
+        label=t("one epoch", "1 エポック"),
+    )
     ax.set_xscale("log", base=2)
     ax.set_yscale("log")
     ax.set_xticks(sizes)
     ax.set_xticklabels([str(b) for b in sizes])
-    ax.set_xlabel("batch size")
-    ax.set_ylabel("wall-clock per epoch (ms, best of 3)")
-    ax.set_title("Time per epoch vs batch size (one CPU thread)")
-    ax.legend()
-    return figure_png(fig)
+    ax.set_xlabel(t("batch size", "バッチサイズ"))
+    ax.set_ylabel(
+        t("wall-clock time per epoch (ms, best of 3)", "1 エポックの実時間（ms、3 回の最短）")
+    )
+    ax.set_title(
+        t(
+            "Time per epoch vs batch size (one CPU thread)",
+            "バッチサイズごとの 1 エポックの時間（CPU 1 スレッド）",
+        )
+    )
+    # Below the axes, so that it never covers the points.
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), fontsize=8)
+    return fig
 
 
 if __name__ == "__main__":

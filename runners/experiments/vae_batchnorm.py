@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Sequence
+from typing import Any
 
 import matplotlib
 import numpy as np
@@ -20,7 +21,8 @@ import torch
 from torch import nn
 
 from runners.experiments._optim import Adam
-from runners.result import Result, figure_png
+from runners.labels import num
+from runners.result import Result, Text, figures_in_each_language
 from runners.specs.vae_batchnorm import Params
 
 matplotlib.use("Agg")
@@ -33,6 +35,13 @@ REL_SHIFT_THRESHOLD = 0.01
 ZERO_SHIFT_TOL = 1e-6
 N_FIXED = 8
 N_HELDOUT = 512
+# Each normalisation in words: (English, Japanese).
+NORM_NAMES = {
+    "batch": ("batch normalisation", "バッチ正規化"),
+    "layer": ("layer normalisation", "レイヤー正規化"),
+    "group": ("group normalisation", "グループ正規化"),
+    "none": ("no normalisation", "正規化なし"),
+}
 
 
 class _Encoder(nn.Module):
@@ -196,71 +205,187 @@ def run(params: Params, seed: int) -> Result:
         "reference_batch_independent": bool(reference_zero),
     }
 
-    verdict_en = "so the claim showed" if supports else "so the claim did not show here"
-    verdict_ja = "主張が示された" if supports else "この設定では主張は示されなかった"
-    finding = {
-        "en": (
-            f"With norm='{p.norm}', a fixed example's latent mean moved by "
-            f"{tested['rel'] * 100:.2f}% of the spread between examples (max "
-            f"{tested['max_abs']:.2e}) across {p.n_batches} random sets of batch-mates, "
-            f"versus max {ref['max_abs']:.1e} without normalisation; held-out ELBO "
-            f"{tested['elbo_train']:.2f} in train mode vs {tested['elbo_eval']:.2f} in "
-            f"eval mode, {verdict_en}."
-        ),
-        "ja": (
-            f"norm='{p.norm}' では、バッチ内の他の例を {p.n_batches} 通りに入れ替えると固定した例の"
-            f"潜在平均が例間のばらつきの {tested['rel'] * 100:.2f}%（最大 {tested['max_abs']:.2e}）"
-            f"動き、正規化なしでは最大 {ref['max_abs']:.1e} だった。検証 ELBO は train モード "
-            f"{tested['elbo_train']:.2f}、eval モード {tested['elbo_eval']:.2f}。{verdict_ja}。"
-        ),
-    }
-
-    figures = [_figure_latents(p, res), _figure_elbo(p, res, arms)]
+    finding = _finding(p, tested, ref, shift_shows, reference_zero)
     series = {
         "shift_per_batch": [float(v) for v in tested["dist"]],
         "reference_shift_per_batch": [float(v) for v in ref["dist"]],
     }
+
+    def draw(t: Text) -> list[Any]:
+        return [_figure_latents(t, p, res), _figure_elbo(t, res, arms)]
+
     return Result(
         metrics=metrics,
-        figures=figures,
         finding=finding,
         supports_claim=supports,
         series=series,
+        **figures_in_each_language(draw),
     )
 
 
-def _figure_latents(p: Params, res: dict[str, dict]) -> bytes:
+def _finding(
+    p: Params, tested: dict, ref: dict, shift_shows: bool, reference_zero: bool
+) -> dict[str, str]:
+    """What was measured and what it shows, in plain words in both languages."""
+    name_en, name_ja = NORM_NAMES[p.norm]
+    others = p.batch_size - 1
+    if p.norm == "none":
+        encoder = {"en": "an encoder without normalisation", "ja": "正規化のないエンコーダ"}
+    else:
+        encoder = {"en": f"an encoder with {name_en}", "ja": f"{name_ja}を入れたエンコーダ"}
+    setup = {
+        "en": f"Each of {N_FIXED} fixed examples was put into {p.n_batches} batches whose "
+        f"other {others} members were drawn at random, and encoded by {encoder['en']} in "
+        "training mode.",
+        "ja": f"固定した {N_FIXED} 個の例それぞれを、残りの {others} 個をランダムに選んだ "
+        f"{p.n_batches} 通りのバッチに入れ、{encoder['ja']}で訓練モードのまま符号化しました。",
+    }
+
+    def unmoved(max_abs: float) -> dict[str, str]:
+        if max_abs == 0:
+            return {"en": "exactly the same in every batch", "ja": "どのバッチでもまったく同じ"}
+        return {
+            "en": f"the same in every batch up to rounding (largest change {num(max_abs)})",
+            "ja": f"丸め誤差を除いてどのバッチでも同じ（最大の変化 {num(max_abs)}）",
+        }
+
+    moved = tested["max_abs"] > ZERO_SHIFT_TOL
+    if moved:
+        percent = f"{num(100 * tested['rel'])}%"
+        shift = {
+            "en": "The latent mean of the same example varied across the batches by "
+            f"{percent} of the spread between different examples (largest change "
+            f"{num(tested['max_abs'])}).",
+            "ja": "同じ例なのに、潜在平均はバッチによって例どうしのばらつきの "
+            f"{percent} ほど動きました（最大の変化 {num(tested['max_abs'])}）。",
+        }
+    else:
+        same = unmoved(tested["max_abs"])
+        shift = {
+            "en": f"Each example's latent mean came out {same['en']}.",
+            "ja": f"各例の潜在平均は{same['ja']}でした。",
+        }
+    if p.norm != "none":
+        if not reference_zero:
+            shift["en"] += (
+                " Without normalisation the encoding still changed, by up to "
+                f"{num(ref['max_abs'])}."
+            )
+            shift["ja"] += (
+                f"正規化のないエンコーダでも、符号化は最大 {num(ref['max_abs'])} 変わりました。"
+            )
+        elif moved:
+            same = unmoved(ref["max_abs"])
+            shift["en"] += f" Without normalisation the encoding was {same['en']}."
+            shift["ja"] += f"正規化のないエンコーダでは、符号化は{same['ja']}でした。"
+        else:
+            shift["en"] += " The same held for the encoder without normalisation."
+            shift["ja"] += "正規化のないエンコーダでも同じでした。"
+
+    train, evaluation = tested["elbo_train"], tested["elbo_eval"]
+    if abs(evaluation - train) <= ZERO_SHIFT_TOL:
+        elbo = {
+            "en": f"On held-out data the ELBO was {num(train)} nats in both training and "
+            "evaluation mode.",
+            "ja": f"検証データの ELBO は、訓練モードでも評価モードでも {num(train)} ナットでした。",
+        }
+    else:
+        elbo = {
+            "en": f"On held-out data the ELBO was {num(train)} nats in training mode, which "
+            f"uses the statistics of each batch, and {num(evaluation)} nats in evaluation "
+            "mode, which uses running averages.",
+            "ja": f"検証データの ELBO は、バッチごとの統計量を使う訓練モードで {num(train)} "
+            f"ナット、移動平均の統計量を使う評価モードで {num(evaluation)} ナットでした。",
+        }
+
+    if shift_shows:
+        meaning = {
+            "en": f"So with {name_en} an example's encoding depends on which other examples "
+            "share its batch.",
+            "ja": f"つまり{name_ja}があると、ある例の符号化は同じバッチに入った他の例によって"
+            "変わります。",
+        }
+        if reference_zero:
+            meaning["en"] += " Without normalisation each example is encoded on its own."
+            meaning["ja"] += "正規化がなければ、各例は独立に符号化されます。"
+    elif not moved:
+        meaning = {
+            "en": "So here each example is encoded on its own, whatever its batch-mates.",
+            "ja": "つまりこの設定では、同じバッチに何が入っても各例は独立に符号化されます。",
+        }
+    else:
+        limit = f"{REL_SHIFT_THRESHOLD:.0%}"
+        meaning = {
+            "en": "So the batch-mates changed the encoding, but by no more than "
+            f"{limit} of the spread between examples.",
+            "ja": "つまり同じバッチの他の例で符号化は変わりましたが、その変化は例どうしの"
+            f"ばらつきの {limit} 以下でした。",
+        }
+    parts = (setup, shift, elbo, meaning)
+    return {"en": " ".join(s["en"] for s in parts), "ja": "".join(s["ja"] for s in parts)}
+
+
+def _legend_below(ax: Any) -> None:
+    """The legend under the axes, so that it never covers the data."""
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2, fontsize=8)
+
+
+def _figure_latents(t: Text, p: Params, res: dict[str, dict]) -> Any:
     fig, ax = plt.subplots(figsize=(6, 4))
-    t = res[p.norm]["mus"]
+    tested = res[p.norm]["mus"]
     r = res["none"]["mus"]
-    ax.scatter(t[:, 0], t[:, 1], s=25, label=f"norm={p.norm} ({len(t)} batches)")
+    name_en, name_ja = NORM_NAMES[p.norm]
+    ax.scatter(
+        tested[:, 0],
+        tested[:, 1],
+        s=25,
+        label=t(f"{name_en} ({len(tested)} batches)", f"{name_ja}（{len(tested)} バッチ）"),
+    )
     ax.scatter(
         r[:, 0],
         r[:, 1],
         s=80,
         marker="x",
         color="black",
-        label="norm=none (same batches, one point)",
+        label=t(
+            "no normalisation (same batches, one point)",
+            "正規化なし（同じバッチ、1 点に重なる）",
+        ),
     )
-    ax.set_xlabel("latent mean, dimension 1")
-    ax.set_ylabel("latent mean, dimension 2")
-    ax.set_title("One fixed example encoded inside different batches (train mode)")
-    ax.legend()
-    return figure_png(fig)
+    ax.set_xlabel(t("latent mean, dimension 1", "潜在平均の第 1 次元"))
+    ax.set_ylabel(t("latent mean, dimension 2", "潜在平均の第 2 次元"))
+    ax.set_title(
+        t(
+            "One fixed example encoded inside different batches (train mode)",
+            "異なるバッチの中で符号化した同じ 1 つの例（訓練モード）",
+        )
+    )
+    _legend_below(ax)
+    return fig
 
 
-def _figure_elbo(p: Params, res: dict[str, dict], arms: Sequence[str]) -> bytes:
+def _figure_elbo(t: Text, res: dict[str, dict], arms: Sequence[str]) -> Any:
     fig, ax = plt.subplots(figsize=(6, 4))
     x = np.arange(len(arms))
     w = 0.35
-    ax.bar(x - w / 2, [res[a]["elbo_train"] for a in arms], w, label="train mode (batch stats)")
-    ax.bar(x + w / 2, [res[a]["elbo_eval"] for a in arms], w, label="eval mode (running stats)")
-    ax.set_xticks(x, [f"norm={a}" for a in arms])
-    ax.set_xlabel("encoder normalisation")
-    ax.set_ylabel("mean held-out ELBO (nats)")
-    ax.set_title("Held-out ELBO in train vs eval mode")
-    ax.legend()
-    return figure_png(fig)
+    ax.bar(
+        x - w / 2,
+        [res[a]["elbo_train"] for a in arms],
+        w,
+        label=t("train mode (batch stats)", "訓練モード（バッチの統計量）"),
+    )
+    ax.bar(
+        x + w / 2,
+        [res[a]["elbo_eval"] for a in arms],
+        w,
+        label=t("eval mode (running stats)", "評価モード（移動平均の統計量）"),
+    )
+    ax.set_xticks(x, [t(*NORM_NAMES[a]) for a in arms])
+    ax.set_xlabel(t("encoder normalisation", "エンコーダの正規化"))
+    ax.set_ylabel(t("mean held-out ELBO (nats)", "検証データの平均 ELBO（ナット）"))
+    ax.set_title(t("Held-out ELBO in train vs eval mode", "訓練モードと評価モードでの検証 ELBO"))
+    _legend_below(ax)
+    return fig
 
 
 if __name__ == "__main__":

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict
+
+from runners.labels import Label, param
 
 NAME = "batchnorm_depth"
 
@@ -35,19 +37,124 @@ TIME_BUDGET_S = 30.0
 class Params(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    depth: int = Field(default=8, ge=1, le=12, description="Number of hidden layers.")
-    width: int = Field(default=64, ge=16, le=128, description="Units per hidden layer.")
-    learning_rate: float = Field(
-        default=0.5,
+    depth: int = param(
+        8,
+        ge=1,
+        le=12,
+        title=("Hidden layers", "隠れ層の数"),
+        help=(
+            "How many hidden layers the network has; the claim is about a deep one.",
+            "ネットワークの隠れ層の数。主張が扱うのは深いネットワークです。",
+        ),
+    )
+    width: int = param(
+        64,
+        ge=16,
+        le=128,
+        title=("Layer width", "層の幅"),
+        help=("Units in each hidden layer.", "各隠れ層のユニット数。"),
+        unit=("units", "ユニット"),
+    )
+    learning_rate: float = param(
+        0.5,
         ge=0.001,
         le=1.0,
-        description="SGD step size for both arms (the claim is about a large one, e.g. 0.5).",
+        title=("Learning rate", "学習率"),
+        help=(
+            "SGD step size, the same for both networks; the claim is about a large one "
+            "such as 0.5.",
+            "両方のネットワークに共通の SGD のステップ幅。"
+            "主張が扱うのは 0.5 のような大きな値です。",
+        ),
     )
-    steps: int = Field(default=300, ge=50, le=1000, description="Minibatch SGD steps per arm.")
-    batch_size: int = Field(default=64, ge=8, le=256, description="Training minibatch size.")
-    n_examples: int = Field(
-        default=2048, ge=512, le=8192, description="Training examples in the synthetic dataset."
+    steps: int = param(
+        300,
+        ge=50,
+        le=1000,
+        title=("Training steps", "学習ステップ数"),
+        help=(
+            "Minibatch SGD steps for each of the two networks.",
+            "2 つのネットワークそれぞれを学習させるミニバッチ SGD のステップ数。",
+        ),
+        unit=("steps", "ステップ"),
     )
+    batch_size: int = param(
+        64,
+        ge=8,
+        le=256,
+        title=("Batch size", "バッチサイズ"),
+        help=(
+            "Training examples in each minibatch.",
+            "1 つのミニバッチに入れる訓練例の数。",
+        ),
+    )
+    n_examples: int = param(
+        2048,
+        ge=512,
+        le=8192,
+        title=("Training examples", "訓練例の数"),
+        help=(
+            "Size of the synthetic training dataset.",
+            "人工的に作る訓練データセットの大きさ。",
+        ),
+        unit=("examples", "個"),
+    )
+
+
+METRICS: dict[str, Label] = {
+    "deep_std_drift_ratio_no_bn": Label(
+        "spread of the deepest layer, largest over smallest during training, without batch norm",
+        "学習中の最深層の標準偏差の最大と最小の比（バッチ正規化なし）",
+        unit="×",
+        unit_ja="倍",
+    ),
+    "deep_std_drift_ratio_bn": Label(
+        "spread of the deepest layer, largest over smallest during training, with batch norm",
+        "学習中の最深層の標準偏差の最大と最小の比（バッチ正規化あり）",
+        unit="×",
+        unit_ja="倍",
+    ),
+    "deep_mean_drift_no_bn": Label(
+        "range of the deepest layer's mean during training, without batch norm",
+        "学習中の最深層の平均の変動幅（バッチ正規化なし）",
+    ),
+    "deep_mean_drift_bn": Label(
+        "range of the deepest layer's mean during training, with batch norm",
+        "学習中の最深層の平均の変動幅（バッチ正規化あり）",
+    ),
+    "late_loss_no_bn": Label(
+        "training loss over the last quarter, without batch norm",
+        "学習の最後の 4 分の 1 での訓練損失（バッチ正規化なし）",
+    ),
+    "late_loss_bn": Label(
+        "training loss over the last quarter, with batch norm",
+        "学習の最後の 4 分の 1 での訓練損失（バッチ正規化あり）",
+    ),
+    "bn_loss_reduction": Label(
+        "fraction by which batch norm lowers that loss",
+        "バッチ正規化によるその損失の減少割合",
+    ),
+    "no_bn_diverged": Label(
+        "training without batch norm diverged", "バッチ正規化なしの学習が発散した"
+    ),
+    "bn_diverged": Label("training with batch norm diverged", "バッチ正規化ありの学習が発散した"),
+    "batch_mean_noise_slope": Label(
+        "slope of the batch-mean spread against batch size (log-log)",
+        "バッチ平均のばらつきのバッチサイズに対する傾き（両対数）",
+    ),
+    "batch_mean_std_b{size}": Label(
+        "spread of batch means, batch size {size}",
+        "バッチ平均のばらつき（バッチサイズ {size}）",
+    ),
+}
+# The claim: steady statistics with batch norm (and drifting ones without), a clearly
+# lower loss with it, and batch-mean noise falling like 1/sqrt(batch size).
+VERDICT_METRICS = (
+    "deep_std_drift_ratio_bn",
+    "deep_std_drift_ratio_no_bn",
+    "bn_loss_reduction",
+    "batch_mean_noise_slope",
+)
 
 
 def expected(p: Params) -> bool | None:

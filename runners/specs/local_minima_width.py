@@ -6,6 +6,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from runners.labels import Label, param
+
 NAME = "local_minima_width"
 
 TITLE = {
@@ -40,44 +42,115 @@ Width = Annotated[int, Field(ge=1, le=32)]
 class Params(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    widths: list[Width] = Field(
-        default=[2, 3, 4, 8],
+    widths: list[Width] = param(
+        [2, 3, 4, 8],
         min_length=1,
         max_length=6,
-        description="Hidden-layer widths to compare (1 to 32 units each, up to 6 widths).",
+        title=("Hidden-layer widths", "隠れ層の幅"),
+        help=(
+            "Hidden-layer widths to compare (1 to 32 units each, up to 6 widths).",
+            "比べる隠れ層の幅（それぞれ 1〜32 ユニット、6 種類まで）。",
+        ),
+        unit=("units", "ユニット"),
     )
-    n_inits: int = Field(
-        default=300,
+    n_inits: int = param(
+        300,
         ge=20,
         le=1000,
-        description="Random initialisations trained per width (all at once, as one batch).",
+        title=("Random starts per width", "幅ごとの初期値の数"),
+        help=(
+            "How many networks, each from its own random starting weights, are trained "
+            "at every width.",
+            "幅ごとに、それぞれ別のランダムな初期重みから学習させるネットワークの数。",
+        ),
     )
-    steps: int = Field(
-        default=1000,
+    steps: int = param(
+        1000,
         ge=50,
         le=2000,
-        description="Full-batch training steps per initialisation.",
+        title=("Training steps", "学習ステップ数"),
+        help=(
+            "Gradient steps on all four XOR points for every network.",
+            "各ネットワークが XOR の 4 点すべてを使って行う勾配ステップの回数。",
+        ),
+        unit=("steps", "ステップ"),
     )
-    optimizer: Literal["gd", "adam"] = Field(
-        default="gd",
-        description="Plain gradient descent or Adam (Adam wants a much smaller step, e.g. 0.05).",
+    optimizer: Literal["gd", "adam"] = param(
+        "gd",
+        title=("Optimization method", "最適化手法"),
+        help=(
+            "Plain gradient descent or Adam (Adam wants a much smaller learning rate, "
+            "such as 0.05).",
+            "通常の勾配降下法か Adam か（Adam では 0.05 程度のずっと小さい学習率が適します）。",
+        ),
     )
-    learning_rate: float = Field(
-        default=2.0,
+    learning_rate: float = param(
+        2.0,
         ge=0.001,
         le=10.0,
-        description="Step size of the optimizer.",
+        title=("Learning rate", "学習率"),
+        help=(
+            "Step size of the optimization method.",
+            "最適化手法の 1 ステップの大きさ。",
+        ),
     )
-    activation: Literal["tanh", "sigmoid"] = Field(
-        default="tanh",
-        description="Hidden-unit nonlinearity.",
+    activation: Literal["tanh", "sigmoid"] = param(
+        "tanh",
+        title=("Hidden-unit activation", "隠れ層の活性化関数"),
+        help=(
+            "The nonlinearity applied in the hidden layer: tanh or the sigmoid.",
+            "隠れ層で使う非線形関数（tanh かシグモイド）。",
+        ),
     )
-    success_loss: float = Field(
-        default=0.05,
+    success_loss: float = param(
+        0.05,
         ge=0.0001,
         le=0.3,
-        description="An init counts as a success if its final mean cross-entropy is below this.",
+        title=("Loss counted as success", "成功とみなす損失"),
+        help=(
+            "A start counts as a success if its final mean cross-entropy is below this.",
+            "最終的な平均交差エントロピーがこの値より小さければ、その初期値は成功とみなします。",
+        ),
     )
+
+
+METRICS: dict[str, Label] = {
+    "success_share_width_{width}": Label(
+        "share of starts that fit XOR, width {width}", "XOR の学習に成功した割合（幅 {width}）"
+    ),
+    "median_final_loss_width_{width}": Label(
+        "median final loss, width {width}", "最終損失の中央値（幅 {width}）"
+    ),
+    "narrowest_width": Label("narrowest width", "最も狭い幅", unit="units", unit_ja="ユニット"),
+    "widest_width": Label("widest width", "最も広い幅", unit="units", unit_ja="ユニット"),
+    "success_share_narrowest": Label(
+        "share of starts that fit, narrowest width", "最も狭い幅で成功した割合"
+    ),
+    "success_share_widest": Label(
+        "share of starts that fit, widest width", "最も広い幅で成功した割合"
+    ),
+    "success_share_gain": Label(
+        "rise in that share from the narrowest to the widest width",
+        "最も狭い幅から最も広い幅への成功割合の上昇",
+    ),
+    "largest_share_drop_with_width": Label(
+        "largest fall in that share when the width grows",
+        "幅を広げたときの成功割合の最大の低下",
+    ),
+    "gradcheck_max_rel_diff": Label(
+        "largest gap between backprop and finite-difference gradients (relative)",
+        "誤差逆伝播と有限差分の勾配の最大相対差",
+    ),
+    "n_inits_per_width": Label("random starts per width", "幅ごとの初期値の数"),
+}
+# The claim: the share rises with width (gain, no real drop), the widest almost always
+# succeeds, and backprop matches finite differences.
+VERDICT_METRICS = (
+    "success_share_gain",
+    "largest_share_drop_with_width",
+    "success_share_widest",
+    "gradcheck_max_rel_diff",
+)
 
 
 def expected(p: Params) -> bool | None:
