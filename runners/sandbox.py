@@ -573,6 +573,10 @@ class _Started:
         return self.rundir / "child.log"
 
     def discard(self) -> None:
+        """End a child that will not get its request, and remove its directory."""
+        if self.proc.stdin is not None:
+            with contextlib.suppress(OSError):
+                self.proc.stdin.close()
         with contextlib.suppress(OSError):
             os.killpg(self.proc.pid, signal.SIGKILL)
         with contextlib.suppress(OSError, subprocess.SubprocessError):

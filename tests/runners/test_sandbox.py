@@ -682,3 +682,39 @@ def test_bwrap_start_failure_falls_back_with_a_warning(
     # Required isolation refuses to run unsandboxed.
     refused = run_probe({"mode": "ok"}, isolation="bubblewrap")
     assert (refused.status, refused.error_code) == ("failed", "sandbox_error")
+
+
+@BOTH_MODES
+def test_a_warm_child_is_a_fresh_sandbox_started_ahead(isolation: str) -> None:
+    leftover = {"mode": "inspect", "write_paths": ["leftover.txt"]}
+    look = {"mode": "inspect", "read_paths": ["leftover.txt", "/sandbox/leftover.txt"]}
+    sandbox.keep_warm_children(True)
+    try:
+        first = execute(PROBE, leftover, 0, FAST, isolation=isolation)  # type: ignore[arg-type]
+        assert first.status == "succeeded" and not first.warm_start
+        assert first.result is not None and first.result.metrics["write_0"] is True
+        assert sandbox.warm_child_ready()
+        second = execute(PROBE, look, 0, FAST, isolation=isolation)  # type: ignore[arg-type]
+        assert second.status == "succeeded" and second.warm_start
+        assert second.result is not None
+        # Its own new directory: nothing the previous run wrote is there.
+        assert second.result.metrics["read_0"] is False
+        assert second.result.metrics["read_1"] is False
+        assert second.isolation == first.isolation
+        # Limits that change the sandbox's command line get a child started for them.
+        other = Limits(wall_s=20, cpu_s=20, memory_mb=768, file_size_mb=8)
+        third = execute(PROBE, {"mode": "ok"}, 0, other, isolation=isolation)  # type: ignore[arg-type]
+        assert third.status == "succeeded" and not third.warm_start
+    finally:
+        spare = sandbox._warm.spare
+        sandbox.keep_warm_children(False)
+    assert not sandbox.warm_child_ready()
+    assert spare is not None and spare.proc.poll() is not None  # turned off: ended
+    assert not spare.rundir.exists()
+
+
+def test_without_warm_children_every_run_starts_cold() -> None:
+    first = run_probe({"mode": "ok"}, isolation="rlimits-only")
+    second = run_probe({"mode": "ok"}, isolation="rlimits-only")
+    assert not first.warm_start and not second.warm_start
+    assert not sandbox.warm_child_ready()
