@@ -1,6 +1,6 @@
 """The one place that changes entries and the TAs' queue: create, update, delete, restore,
 restore a revision; answer, dismiss and reopen queued questions, with their phrasings as
-aliases.
+aliases; accept a mined candidate as a new entry or merge it into one as aliases.
 
 Each call is one transaction that takes the write lock first, checks the version the
 caller edited, and records a revision (``knowledge.entry_store``). Failures are typed, and the
@@ -39,6 +39,7 @@ from knowledge.entry_store import (
     restore_entry,
     upsert_entry,
 )
+from knowledge.forum import review
 from knowledge.schema import LANGS, EntryData, Lang, is_slug
 from knowledge.tables import AskLog, Entry, EntryRevision
 from knowledge.text import detect_lang, normalize
@@ -155,9 +156,11 @@ def create(
     *,
     author: str,
     resolves: Sequence[int] = (),
+    candidate: int | None = None,
 ) -> tuple[WriteResult, int]:
     """A new entry (or a deleted one back, with this content); the queued questions in
-    ``resolves`` are marked answered by it. Returns the write and how many were."""
+    ``resolves`` are marked answered by it, and the mined ``candidate`` it was written
+    from accepted. Returns the write and how many queued questions were answered."""
     check_runner(data)
     with factory() as session:
         try:
@@ -173,6 +176,8 @@ def create(
                     expected_version=existing.version if existing is not None else None,
                 )
                 answered = queue_groups.resolve(session, list(resolves), data.slug)
+                if candidate is not None:
+                    review.mark(session, candidate, "accepted", data.slug, author)
                 _loaded(result.entry)
         except IntegrityError as exc:
             if "uq_entries_course_slug" not in str(exc) and "entries.slug" not in str(exc):
@@ -336,6 +341,29 @@ def answer_queued(
                 expected_version=entry.version,
             )
         return queue_groups.resolve(session, ask_ids, entry.slug)
+
+
+def merge_candidate(
+    factory: sessionmaker[Session], candidate_id: int, slug: str, *, author: str
+) -> int:
+    """A mined candidate's phrasings become aliases of the live entry ``slug`` (in the
+    languages the entry has); the candidate is merged. Returns how many aliases were added."""
+    with factory() as session, session.begin():
+        candidate = review.get_candidate(session, candidate_id)
+        entry = _locked(session, slug, None)
+        data = entry_data(entry)
+        phrasings = [p for texts in candidate.phrasings.values() for p in texts]
+        _, aliases = merge_phrasings(data.question, data.aliases, phrasings, new_languages=False)
+        added = sum(len(v) for v in aliases.values()) - sum(len(v) for v in data.aliases.values())
+        if added:
+            upsert_entry(
+                session,
+                data.model_copy(update={"aliases": aliases}),
+                author=author,
+                expected_version=entry.version,
+            )
+        review.mark(session, candidate_id, "merged", entry.slug, author)
+        return added
 
 
 def dismiss_queued(factory: sessionmaker[Session], ask_ids: Sequence[int]) -> int:

@@ -235,3 +235,56 @@ class Feedback(Base):
     suggested_slug: Mapped[str | None] = mapped_column(String(120), nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class Candidate(Base):
+    """A draft entry mined from a forum export: one question as students asked it in
+    different words or languages, with the staff's answer, waiting for a TA's review.
+
+    ``status``: open, accepted (an entry was written from it), merged (its phrasings
+    became another entry's aliases) or rejected (remembered: the same question mined
+    again joins it and is not proposed again)."""
+
+    __tablename__ = "candidates"
+    __table_args__ = (Index("ix_candidates_course_status_score", "course_id", "status", "score"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    course_id: Mapped[int] = mapped_column(ForeignKey("courses.id"))
+    status: Mapped[str] = mapped_column(String(16), default="open")
+    # An entry that already answers the question: the proposal is to add its phrasings.
+    existing_slug: Mapped[str | None] = mapped_column(String(120), nullable=True)
+    asked_count: Mapped[int] = mapped_column(Integer, default=0)
+    votes: Mapped[int] = mapped_column(Integer, default=0)
+    staff_answered: Mapped[bool] = mapped_column(Boolean, default=False)
+    score: Mapped[float] = mapped_column(Float, default=0.0)  # rank: higher first
+    question: Mapped[dict[str, Any]] = mapped_column(JSON)  # {lang: text}
+    answer: Mapped[dict[str, Any]] = mapped_column(JSON)  # {lang: markdown}, may be empty
+    phrasings: Mapped[dict[str, Any]] = mapped_column(JSON)  # {lang: [text, ...]}
+    sources: Mapped[list[Any]] = mapped_column(JSON)  # [{forum, thread_id, url, date, title}]
+    suggested_runner: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    # The sum of its questions' vectors (float32, MINING_MODEL): new questions of a later
+    # export are compared with sum / |sum|, and join.
+    vector_sum: Mapped[bytes] = mapped_column(LargeBinary)
+    entry_slug: Mapped[str | None] = mapped_column(String(120), nullable=True)  # accepted as
+    decided_by: Mapped[str | None] = mapped_column(String(80), nullable=True)
+    decided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class MinedThread(Base):
+    """A forum thread already mined for a course: mining the same export again skips it,
+    a newer export adds only threads not seen (or a staff answer that came since)."""
+
+    __tablename__ = "mined_threads"
+    __table_args__ = (UniqueConstraint("course_id", "forum", "thread_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    course_id: Mapped[int] = mapped_column(ForeignKey("courses.id"))
+    forum: Mapped[str] = mapped_column(String(16))
+    thread_id: Mapped[str] = mapped_column(String(200))
+    candidate_id: Mapped[int | None] = mapped_column(
+        ForeignKey("candidates.id", ondelete="SET NULL"), nullable=True, index=True
+    )
+    staff_answered: Mapped[bool] = mapped_column(Boolean, default=False)
+    mined_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

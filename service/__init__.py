@@ -12,13 +12,16 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from service import (
     api,
     backup_cli,
+    candidates_api,
     cli,
     errors,
     extensions,
     limits,
+    mine_cli,
     openapi,
     runs_api,
     ta,
+    ta_candidates,
     ta_tokens,
     tokens_cli,
     web,
@@ -49,13 +52,16 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     api.init_app(app)
     runs_api.init_app(app)
     write_api.init_app(app)
+    candidates_api.init_app(app)
     limits.init_app(app)  # after the API blueprints: it wraps ask and run
     openapi.init_app(app)
     web.init_app(app)
     ta.init_app(app)
     ta_tokens.init_app(app)
+    ta_candidates.init_app(app)
     cli.init_app(app)
     tokens_cli.init_app(app)
     worker.init_app(app)
     backup_cli.init_app(app)
+    mine_cli.init_app(app)
     return app

@@ -129,6 +129,20 @@ class EntryListQuery(Query):
     per_page: int = Field(20, ge=1, le=100)
 
 
+class CandidateListQuery(Query):
+    course: QueryText | None = None
+    status: Literal["open", "accepted", "merged", "rejected"] | None = Field(
+        "open", description="Candidates in this state (default: open ones)."
+    )
+    kind: Literal["answered", "unanswered"] | None = Field(
+        None,
+        description="answered: staff answered it; unanswered: asked at least twice with no "
+        "staff answer (listed apart). Both by default.",
+    )
+    page: int = Field(1, ge=1, le=100_000)
+    per_page: int = Field(20, ge=1, le=100)
+
+
 class CourseQuery(Query):
     course: QueryText | None = Field(
         None, description="Course code, when a slug exists in more than one course."
@@ -316,6 +330,41 @@ class EntryDetail(EntrySummary):
 
 class EntryList(BaseModel):
     items: list[EntrySummary]
+    page: int
+    per_page: int
+    total: int
+
+
+class CandidateSource(BaseModel):
+    forum: str
+    thread_id: str
+    url: str | None
+    date: str | None = Field(description="The day the question was asked (ISO 8601).")
+    title: str
+
+
+class Candidate(BaseModel):
+    id: int
+    course: str
+    status: Literal["open", "accepted", "merged", "rejected"]
+    kind: Literal["answered", "unanswered"]
+    existing_entry: str | None = Field(
+        description="An entry that already answers it: the proposal is its phrasings as aliases."
+    )
+    asked_count: int = Field(description="How many threads asked it.")
+    votes: int
+    staff_answered: bool
+    score: float = Field(description="Rank: askings, then votes, then a staff answer.")
+    question: LangText = Field(description="A draft question per language the group used.")
+    answer: LangText = Field(description="The staff answer as a draft (may be empty).")
+    phrasings: dict[Lang, list[str]] = Field(description="How students asked it (aliases).")
+    sources: list[CandidateSource]
+    suggested_experiment: str | None
+    entry_slug: str | None = Field(description="The entry it became (accepted or merged).")
+
+
+class CandidateList(BaseModel):
+    candidates: list[Candidate]
     page: int
     per_page: int
     total: int

@@ -101,6 +101,7 @@ class EntryForm:
     stored_params: dict[str, Any] = field(default_factory=dict)  # those differing from defaults
     version: int | None = None
     resolves: list[int] = field(default_factory=list)
+    candidate: int | None = None  # the mined candidate this draft was accepted from
     errors: dict[str, str] = field(default_factory=dict)
 
     # -- in ---------------------------------------------------------------
@@ -164,6 +165,8 @@ class EntryForm:
             else:
                 form.errors["form"] = translate("form.version_not_number")
         form.resolves = parse_ids(values.get("resolves", ""))
+        candidate = parse_ids(values.get("candidate", ""))
+        form.candidate = candidate[0] if candidate else None
         if form.runner:
             if form.runner not in registry.EXPERIMENTS:
                 form.errors["runner"] = translate("form.pick_experiment")

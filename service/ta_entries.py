@@ -22,6 +22,7 @@ from knowledge.entry_store import (
     find_entry,
 )
 from knowledge.feedback_stats import feedback_by_entry
+from knowledge.forum import review
 from knowledge.schema import LANGS, EntryData, Lang, cited_keys, is_slug
 from knowledge.tables import Entry
 from knowledge.text import detect_lang, normalize
@@ -119,8 +120,11 @@ def index() -> str:
 def new() -> str:
     form = EntryForm(course=DEFAULT_COURSE)
     resolves = parse_ids(request.args.get("resolves", ""))
+    candidate = parse_ids(request.args.get("candidate", ""))
     if resolves:
         _prefill_from_queue(form, resolves)
+    elif candidate:
+        _prefill_from_candidate(form, candidate[0])
     elif request.args.get("question"):
         question = " ".join(request.args["question"].split())[:2000]
         form.question[detect_lang(question)] = question
@@ -138,6 +142,31 @@ def _prefill_from_queue(form: EntryForm, ids: list[int]) -> None:
     for lang in LANGS:
         form.question[lang] = question.get(lang, form.question[lang])
         form.aliases[lang] = "\n".join(aliases.get(lang, []))
+
+
+def _prefill_from_candidate(form: EntryForm, candidate_id: int) -> None:
+    """A mined candidate's draft: its questions, phrasings as aliases, the staff answer
+    citing its source threads, and the experiment that fits."""
+    with core().sessions() as session:
+        try:
+            candidate = review.get_candidate(session, candidate_id)
+        except review.CandidateNotFound:
+            return
+        if candidate.status != "open":
+            return
+        draft = review.draft(candidate, review.course_code(session, candidate.course_id))
+        asked = candidate.asked_count
+    form.candidate = candidate_id
+    form.slug = draft["slug"]
+    form.course = draft["course"] or form.course
+    for lang in LANGS:
+        form.question[lang] = draft["question"].get(lang, "")
+        form.aliases[lang] = "\n".join(draft["aliases"].get(lang, []))
+        form.answer[lang] = draft["answer"].get(lang, "")
+    form.citations = draft["citations"]
+    if draft["runner"] in registry.EXPERIMENTS:
+        form.runner = draft["runner"]
+    flash(translate("ta.candidate_draft", count=asked), "info")
 
 
 @bp.post("/new")
@@ -158,7 +187,11 @@ def create() -> str | BaseResponse | tuple[str, int]:
             return _editor(form, mode="new", duplicates=similar), 409
     try:
         result, answered = editing.create(
-            core().sessions, data, author=user.username, resolves=form.resolves
+            core().sessions,
+            data,
+            author=user.username,
+            resolves=form.resolves,
+            candidate=form.candidate,
         )
     except editing.SlugTaken:  # someone created the same slug a moment ago
         form.errors["slug"] = translate("ta.slug_taken")
@@ -166,6 +199,10 @@ def create() -> str | BaseResponse | tuple[str, int]:
     except editing.Invalid as exc:
         form.add_errors(exc.errors)
         return _editor(form, mode="new"), 400
+    except review.Decided as exc:  # accepted or merged meanwhile by someone else
+        form.errors["form"] = translate("ta.candidate_decided", status=exc.status)
+        form.candidate = None
+        return _editor(form, mode="new"), 409
     again = result.entry.version > 1  # a deleted entry's slug: it is back, history kept
     flash(translate("ta.created_again" if again else "ta.created", slug=data.slug), "success")
     _warn_uncited(data)

@@ -1,0 +1,87 @@
+"""``flask --app service kb mine EXPORT --format ... --course CODE``: a forum export into
+candidate entries for TAs to review (``knowledge.forum.mining``)."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import click
+from flask import Flask
+
+from knowledge.forum import mining
+from knowledge.forum.importers import ExportError
+from knowledge.forum.model import FORMATS
+from service.cli import _Bars, kb_cli
+from service.extensions import core
+
+STAGES = {
+    "reading": "reading posts",
+    "encoding": "encoding questions",
+    "matching": "grouping and matching",
+}
+
+
+@kb_cli.command("mine")
+@click.argument("export", type=click.Path(path_type=Path))
+@click.option(
+    "--format", "fmt", type=click.Choice(FORMATS), required=True, help="The export's format."
+)
+@click.option("--course", required=True, help="The course the candidates are for.")
+@click.option(
+    "--staff",
+    default="",
+    help="Comma-separated user names, ids or emails who answer for the course (needed "
+    "where the export carries no roles; added to its roles where it does).",
+)
+def kb_mine(export: Path, fmt: str, course: str, staff: str) -> None:
+    """Mine a forum or chat export into candidate entries (nothing is published).
+
+    Mining the same export again adds nothing; a newer one adds only what is new.
+    """
+    started = time.monotonic()
+    with _Bars() as bars:
+        reading = bars.bar(STAGES["reading"])
+
+        def progress(stage: str, done: int, total: int | None) -> None:
+            if stage == "reading":
+                if total is not None:  # the count is known only at the end
+                    reading(done, max(total, 1))
+                return
+            if total:
+                bars.bar(STAGES[stage])(done, total)
+
+        try:
+            summary = mining.mine(
+                core().sessions,
+                export,
+                fmt,
+                course,
+                staff=staff.split(","),
+                asker=core().retriever,
+                progress=progress,
+            )
+        except (ExportError, ValueError) as exc:
+            raise click.ClickException(str(exc)) from None
+    elapsed = time.monotonic() - started
+    skipped = ", ".join(f"{n} {why.replace('_', ' ')}" for why, n in summary.skipped.items())
+    removed = ", ".join(
+        f"{n} {kind.replace('_', ' ')}" for kind, n in summary.removed.as_dict().items() if n
+    )
+    lines = [
+        f"threads {summary.threads} ({summary.posts} posts; {summary.already_mined} mined before)",
+        f"questions {summary.questions}" + (f" (not kept: {skipped})" if skipped else ""),
+        f"groups {summary.groups}: {summary.new_candidates} new candidates, "
+        f"{summary.updated_candidates} earlier ones updated",
+        f"already answered by an entry: {summary.matched_existing} (proposed as aliases)",
+        f"asked at least twice without a staff answer: {summary.unanswered_frequent}",
+        f"repeats of rejected candidates: {summary.joined_rejected}",
+        f"personal data removed: {removed or 'none'}",
+        f"done in {elapsed:.1f} s; review at /ta/candidates",
+    ]
+    click.echo("\n".join(lines), file=sys.stdout)
+
+
+def init_app(app: Flask) -> None:
+    """The command registers itself on the ``kb`` group when this module is imported."""
