@@ -615,9 +615,11 @@ def _keep_spare(module: str, limits: Limits, use_bwrap: bool) -> None:
     if _warm.spare is not None:
         _warm.spare.discard()
         _warm.spare = None
+    rundir = _new_rundir(use_bwrap)
     try:
-        spare = _start(module, limits, use_bwrap, _new_rundir(use_bwrap), preload=True)
+        spare = _start(module, limits, use_bwrap, rundir, preload=True)
     except (OSError, _BwrapDidNotStart):
+        _rmtree(rundir)
         log.debug("runner sandbox: no warm child", exc_info=True)
         return
     spare.key, spare.warm = key, True

@@ -203,6 +203,10 @@ def create() -> str | BaseResponse | tuple[str, int]:
         form.errors["form"] = translate("ta.candidate_decided", status=exc.status)
         form.candidate = None
         return _editor(form, mode="new"), 409
+    except review.CandidateNotFound:
+        form.errors["form"] = translate("ta.candidate_gone")
+        form.candidate = None
+        return _editor(form, mode="new"), 400
     again = result.entry.version > 1  # a deleted entry's slug: it is back, history kept
     flash(translate("ta.created_again" if again else "ta.created", slug=data.slug), "success")
     _warn_uncited(data)

@@ -297,3 +297,58 @@ def test_mining_writes_in_one_transaction(app: Flask, tmp_path: Path) -> None:
         mine(app, broken, "jsonl")
     assert counts(app) == (0, 0)
     assert mine(app, path, "jsonl").questions >= 4
+
+
+def test_a_draft_naming_a_missing_or_decided_candidate_saves_nothing(
+    app: Flask, tmp_path: Path
+) -> None:
+    mine(app, write_slack(tmp_path), "slack")
+    chosen = candidates(app)[0]
+    ta = ta_client(app)
+    post(ta, f"/ta/candidates/{chosen['id']}/merge", {"slug": "double-descent"})
+    form = {
+        "slug": "from-a-stale-draft",
+        "course": COURSE,
+        "tags": "",
+        "question_en": "What does a stale candidate draft do when it is saved?",
+        "answer_en": "Nothing is saved [@src].",
+        "aliases_en": "",
+        "question_ja": "",
+        "answer_ja": "",
+        "aliases_ja": "",
+        "cite-0-key": "src",
+        "cite-0-title": "Course forum thread",
+        "cite-0-authors": "Course staff",
+        "cite-0-year": "2024",
+        "cite-0-venue": "Slack",
+        "cite-0-url": "https://example.edu/t/1",
+        "not_duplicate": "1",
+    }
+    for candidate, status in ((chosen["id"], 409), (999999, 400)):
+        res = post(ta, "/ta/entries/new", {**form, "candidate": str(candidate)})
+        assert res.status_code == status, res.get_data(as_text=True)[:500]
+        with app.extensions["core"].sessions() as session:
+            assert find_entry(session, "from-a-stale-draft", COURSE) is None
+
+
+def test_a_group_near_an_entry_gets_that_entry_or_its_experiment(
+    app: Flask, tmp_path: Path
+) -> None:
+    rows = [
+        {"thread_id": "dd", "post_id": "dd-0", "parent_id": "", "author": "erin",
+         "author_role": "student", "created_at": "2024-04-01T10:00:00Z",
+         "body": "In random-features regression my test error spikes when the number of "
+                 "features equals the number of training points. Does ridge regularization "
+                 "make that bump go away?"},
+        {"thread_id": "dd", "post_id": "dd-1", "parent_id": "dd-0", "author": "dan",
+         "author_role": "ta", "created_at": "2024-04-01T11:00:00Z",
+         "body": "Yes, a ridge penalty damps the peak at the interpolation threshold."},
+    ]  # fmt: skip
+    path = tmp_path / "dd.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    mine(app, path, "jsonl")
+    (found,) = candidates(app)
+    assert (found["existing_entry"], found["suggested_experiment"]) in (
+        ("double-descent", None),
+        (None, "double_descent"),
+    ), found

@@ -17,6 +17,7 @@ from flask.testing import FlaskClient
 from knowledge.db import transaction
 from knowledge.entry_store import upsert_entry
 from knowledge.schema import EntryData
+from runners.child import descendants
 from tests.conftest import start_worker
 
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -138,30 +139,36 @@ def test_worker_killed_mid_run_never_leaves_it_running(
     run_id = res.json["id"]
     proc = worker()
     wait_for(client, run_id, {"running"} | FINAL, timeout=60)
+    children = _run_children(proc.pid)  # its run, and the child started for the next one
+    assert children
     stop(proc, signal.SIGKILL)  # the worker dies mid-run
-    # ... and its run with it, not left running as an orphan (setpriv --pdeathsig).
+    # ... and its children with it, not left running as orphans (setpriv --pdeathsig).
     deadline = time.monotonic() + 10
-    while _run_children() and time.monotonic() < deadline:
+    while _alive(children) and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert not _run_children()
+    assert not _alive(children)
     worker()  # a new worker notices the dead one and retries the run once
     body = wait_for(client, run_id, FINAL)
     assert body["status"] in FINAL
     assert body["provenance"]["attempts"] in (1, 2)
 
 
-def _run_children() -> list[int]:
-    """Processes running an experiment's child (this test's only runs)."""
+def _run_children(worker: int) -> list[int]:
+    """The worker's processes running an experiment's child (other tests' workers may
+    keep children of their own)."""
     pids = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/cmdline", "rb") as f:
-                    if b"runners.child" in f.read():
-                        pids.append(int(entry))
-            except OSError:
-                continue
+    for pid in descendants(worker):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                if b"runners.child" in f.read():
+                    pids.append(pid)
+        except OSError:
+            continue
     return pids
+
+
+def _alive(pids: list[int]) -> list[int]:
+    return [pid for pid in pids if os.path.exists(f"/proc/{pid}")]
 
 
 @pytest.mark.parametrize(

@@ -4,6 +4,7 @@ experiment, which a student then gets; declined questions show up in the queue."
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import pytest
 import requests
@@ -11,11 +12,14 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.ui import Select
 
+from knowledge.forum import mining
 from tests.browser.helpers import Live, ask, click, log_in, screenshot, wait
+from tests.forum_exports import PLANTED_EMAILS, PLANTED_IDS, PLANTED_PHONES, write_piazza
 
 pytestmark = pytest.mark.browser
 
 QUESTION = "Why do residual connections make very deep networks trainable?"
+COURSE = "nyu-dl-f20"
 
 
 def fill(driver: WebDriver, element_id: str, text: str) -> None:
@@ -194,3 +198,58 @@ def test_history_brings_back_an_earlier_revision(browser: WebDriver, live: Live)
     assert latest.startswith("#3") and "restored" in latest  # a new revision, no rewrite
     browser.get(live.url + "/ta/entries/embedding-dimension/edit")
     assert browser.find_element(By.ID, "answer_en").get_attribute("value") == original
+
+
+def test_a_ta_reviews_candidates_mined_from_a_forum_export(
+    browser: WebDriver, live: Live, tmp_path: Path
+) -> None:
+    core = live.app.extensions["core"]
+    staff = ("dan", "carol", "Dan Kim", "Carol Chen")
+    mining.mine(core.sessions, write_piazza(tmp_path), "piazza", COURSE, staff, core.retriever)
+    log_in(browser, live)
+    browser.get(live.url + "/ta/candidates")
+    cards = browser.find_elements(By.CSS_SELECTOR, "[data-candidate]")
+    assert cards, browser.page_source[:2000]
+    screenshot(browser, "ta-candidates", full_page=True)
+    # Personal data planted in the export is nowhere on the page.
+    for planted in (*PLANTED_EMAILS, *PLANTED_PHONES, *PLANTED_IDS):
+        assert planted not in browser.page_source
+    # Accept: the editor opens with the draft, and saving creates the entry.
+    card = cards[0]
+    candidate_id = card.get_attribute("data-candidate")
+    click(browser, card.find_element(By.CSS_SELECTOR, "[data-accept]"))
+    wait(browser, lambda d: "/ta/entries/new" in d.current_url)
+    assert "Drafted from a forum candidate" in browser.find_element(By.CSS_SELECTOR, ".flash").text
+    questions = [browser.find_element(By.ID, f"question_{lang}") for lang in ("en", "ja")]
+    assert any(q.get_attribute("value") for q in questions)
+    assert browser.find_element(By.ID, "cite-0-key").get_attribute("value").startswith("piazza-")
+    fill(browser, "slug", "mined-from-piazza")
+    for lang, question in zip(("en", "ja"), questions, strict=True):
+        if question.get_attribute("value"):
+            fill(browser, f"answer_{lang}", "In our own words, with the thread cited [@src].")
+    fill(browser, "cite-0-key", "src")
+    fill(browser, "cite-0-url", "https://piazza.com/class/example?cid=1")
+    click(browser, browser.find_element(By.ID, "save-entry"))
+    saved = "/ta/entries/mined-from-piazza/edit"
+    wait(
+        browser, lambda d: d.current_url.endswith(saved) or d.find_elements(By.ID, "not_duplicate")
+    )
+    if not browser.current_url.endswith(saved):  # a close existing entry: "not a duplicate"
+        click(browser, browser.find_element(By.ID, "not_duplicate"))
+        click(browser, browser.find_element(By.ID, "save-entry"))
+        wait(browser, lambda d: d.current_url.endswith(saved), 20)
+        # The 409 that showed the close entry is the page's answer, not a failure.
+        logged = browser.get_log("browser")
+        severe = [e for e in logged if e["level"] == "SEVERE" and "favicon" not in e["message"]]
+        assert all("409" in e["message"] for e in severe), severe
+    browser.get(live.url + "/ta/candidates?view=done")
+    assert browser.find_elements(By.CSS_SELECTOR, f'[data-candidate="{candidate_id}"]')
+    # Reject another: it moves to the Rejected list.
+    browser.get(live.url + "/ta/candidates")
+    other = browser.find_elements(By.CSS_SELECTOR, "[data-candidate]")
+    if other:
+        rejected_id = other[0].get_attribute("data-candidate")
+        click(browser, other[0].find_element(By.CSS_SELECTOR, "[data-reject]"))
+        wait(browser, lambda d: "Rejected" in d.find_element(By.CSS_SELECTOR, ".flash").text)
+        browser.get(live.url + "/ta/candidates?view=rejected")
+        assert browser.find_elements(By.CSS_SELECTOR, f'[data-candidate="{rejected_id}"]')
