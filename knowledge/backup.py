@@ -124,8 +124,17 @@ def _engine(url: str) -> Engine:
     return engine
 
 
+def present_tables(conn: Connection) -> list[Table]:
+    """The tables the database has: one at an older revision lacks newer tables (and is
+    backed up and restored without them)."""
+    have = set(inspect(conn).get_table_names())
+    return [t for t in tables() if t.name in have]
+
+
 def _counts(conn: Connection) -> dict[str, int]:
-    return {t.name: conn.scalar(select(func.count()).select_from(t)) or 0 for t in tables()}
+    return {
+        t.name: conn.scalar(select(func.count()).select_from(t)) or 0 for t in present_tables(conn)
+    }
 
 
 # --- backup --------------------------------------------------------------------------------
@@ -182,13 +191,13 @@ def create_backup(url: str, path: str | Path) -> dict[str, int]:
                             "columns": [c.name for c in _present_columns(conn, t)],
                             "rows": counts[t.name],
                         }
-                        for t in tables()
+                        for t in present_tables(conn)
                     },
                 }
                 path.parent.mkdir(parents=True, exist_ok=True)
                 with gzip.open(tmp, "wt", encoding="utf-8") as out:
                     out.write(json.dumps(header, ensure_ascii=False) + "\n")
-                    for tbl in tables():
+                    for tbl in present_tables(conn):
                         for line in _rows(conn, tbl):
                             out.write(json.dumps(line, ensure_ascii=False) + "\n")
         os.replace(tmp, path)
@@ -259,7 +268,7 @@ def _check_target(conn: Connection, header: dict[str, Any]) -> None:
             "then upgrade it"
         )
     busy = {}
-    for tbl in tables():
+    for tbl in present_tables(conn):
         query = select(func.count()).select_from(tbl)
         if tbl.name in MIGRATION_ROWS:
             query = query.where(~MIGRATION_ROWS[tbl.name](tbl))
@@ -272,7 +281,7 @@ def _check_target(conn: Connection, header: dict[str, Any]) -> None:
 
 def _fix_sequences(conn: Connection) -> None:
     """PostgreSQL: move each serial primary key's sequence past the restored ids."""
-    for tbl in tables():
+    for tbl in present_tables(conn):
         for col in tbl.primary_key.columns:
             if not isinstance(col.type, Integer):
                 continue
