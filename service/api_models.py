@@ -143,6 +143,12 @@ class CandidateListQuery(Query):
     per_page: int = Field(20, ge=1, le=100)
 
 
+class UnansweredQuery(Query):
+    course: QueryText | None = None
+    page: int = Field(1, ge=1, le=100_000)
+    per_page: int = Field(20, ge=1, le=100)
+
+
 class CourseQuery(Query):
     course: QueryText | None = Field(
         None, description="Course code, when a slug exists in more than one course."
@@ -368,6 +374,29 @@ class CandidateList(BaseModel):
     page: int
     per_page: int
     total: int
+
+
+class QueuedQuestion(BaseModel):
+    id: int = Field(description="The ask's question_id.")
+    question: str
+    lang: Lang
+    asked_at: str
+    nearest_entry: str | None = Field(description="The closest entry when it was declined.")
+    confidence: float
+
+
+class UnansweredGroup(BaseModel):
+    count: int
+    langs: list[Lang]
+    questions: list[QueuedQuestion] = Field(description="Newest first.")
+
+
+class UnansweredList(BaseModel):
+    groups: list[UnansweredGroup] = Field(description="The group with the newest question first.")
+    page: int
+    per_page: int
+    total: int = Field(description="Groups in all.")
+    open_questions: int = Field(description="Declined questions not yet answered or dismissed.")
 
 
 class FeedbackResponse(BaseModel):

@@ -1,9 +1,13 @@
-"""Mined candidate entries over HTTP, for review tools (write scope)."""
+"""The TAs' review queues over HTTP, for review tools (write scope): the candidates mined
+from forum exports and the declined questions waiting for an answer."""
 
 from __future__ import annotations
 
 from flask import Blueprint, Flask, Response, jsonify
+from sqlalchemy.exc import IntegrityError
 
+from knowledge import queue_groups
+from knowledge.db import transaction
 from knowledge.forum import review
 from service import api_models as m
 from service.auth_tokens import require_scope
@@ -57,6 +61,57 @@ def get_candidate(candidate_id: int) -> Response:
             raise ApiError(404, "not_found", f"No candidate {candidate_id}.") from None
         code = review.course_code(session, candidate.course_id)
         return jsonify(review.candidate_json(candidate, code))
+
+
+@bp.get("/unanswered")
+@require_scope("write")
+@api.validate(
+    query=m.UnansweredQuery,
+    resp=responses({200: m.UnansweredList}, 401, 403),
+    tags=["candidates"],
+    operation_id="listUnanswered",
+)
+def list_unanswered(query: m.UnansweredQuery) -> Response:
+    """Declined questions, grouped across wording and language, newest first (write scope)"""
+    try:
+        groups = _groups(query.course)
+    except IntegrityError:  # another request stored the same new vectors a moment ago
+        groups = _groups(query.course)
+    with core().sessions() as session:
+        open_count = queue_groups.count_open(session)
+    start = (query.page - 1) * query.per_page
+    shown = groups[start : start + query.per_page]
+    return jsonify(
+        {
+            "groups": [
+                {
+                    "count": g.count,
+                    "langs": g.langs,
+                    "questions": [
+                        {
+                            "id": q.id,
+                            "question": q.question,
+                            "lang": q.lang,
+                            "asked_at": q.created_at.isoformat(),
+                            "nearest_entry": q.best_slug,
+                            "confidence": round(q.confidence, 4),
+                        }
+                        for q in g.questions
+                    ],
+                }
+                for g in shown
+            ],
+            "page": query.page,
+            "per_page": query.per_page,
+            "total": len(groups),
+            "open_questions": open_count,
+        }
+    )
+
+
+def _groups(course: str | None) -> list[queue_groups.QuestionGroup]:
+    with transaction(core().sessions) as session:  # new questions' vectors are stored
+        return queue_groups.unanswered_groups(session, course)
 
 
 def init_app(app: Flask) -> None:

@@ -352,3 +352,27 @@ def test_a_group_near_an_entry_gets_that_entry_or_its_experiment(
         ("double-descent", None),
         (None, "double_descent"),
     ), found
+
+
+def test_the_api_lists_the_unanswered_queue_grouped_across_languages(app: Flask) -> None:
+    client = app.test_client()
+    asked = [
+        "When is the final exam held?",
+        "期末試験はいつ行われますか？",
+        "Can I bring a cheat sheet to the final exam?",
+    ]
+    for question in asked:
+        res = client.post("/api/v1/ask", json={"question": question})
+        assert res.status_code == 200 and res.json["abstained"], res.json
+    assert client.get("/api/v1/unanswered").status_code == 401
+    writer = make_token(app, "ask,run,write", name="queue-reader")
+    res = client.get("/api/v1/unanswered?per_page=50", headers=bearer(writer))
+    assert res.status_code == 200, res.json
+    body = res.json
+    assert body["open_questions"] == 3 and body["total"] == len(body["groups"]) >= 1
+    listed = [q["question"] for g in body["groups"] for q in g["questions"]]
+    assert sorted(listed) == sorted(asked)
+    fields = {"id", "lang", "asked_at", "confidence"}
+    assert all(set(q) >= fields for g in body["groups"] for q in g["questions"])
+    page_two = client.get("/api/v1/unanswered?per_page=1&page=2", headers=bearer(writer)).json
+    assert page_two["page"] == 2 and len(page_two["groups"]) == min(1, body["total"] - 1)
