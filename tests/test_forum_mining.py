@@ -376,3 +376,27 @@ def test_the_api_lists_the_unanswered_queue_grouped_across_languages(app: Flask)
     assert all(set(q) >= fields for g in body["groups"] for q in g["questions"])
     page_two = client.get("/api/v1/unanswered?per_page=1&page=2", headers=bearer(writer)).json
     assert page_two["page"] == 2 and len(page_two["groups"]) == min(1, body["total"] - 1)
+
+
+def test_threads_without_a_readable_time_group_with_dated_ones(app: Flask, tmp_path: Path) -> None:
+    """A post whose time cannot be read sorts last; it never breaks the ranking."""
+    question = "Why does my validation loss go up while the training loss keeps going down?"
+    rows = []
+    for n, when in enumerate(("2024-04-01T10:00:00Z", "")):
+        rows += [
+            {"thread_id": f"t{n}", "post_id": f"t{n}-0", "parent_id": "", "author": f"s{n}",
+             "author_role": "student", "created_at": when or "2024-04-02T10:00:00Z",
+             "body": question},
+            {"thread_id": f"t{n}", "post_id": f"t{n}-1", "parent_id": f"t{n}-0", "author": "dan",
+             "author_role": "ta", "created_at": when or "2024-04-02T11:00:00Z",
+             "body": "That is overfitting: stop early or regularise."},
+        ]  # fmt: skip
+    path = tmp_path / "undated.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    threads = list(mining.read_export(path, "jsonl"))
+    threads[1].posts[0].created_at = None  # as an importer leaves an unreadable time
+    questions = [mining.extract(t)[0] for t in threads]
+    assert all(q is not None for q in questions)
+    best = mining._answer({}, [q for q in questions if q is not None])
+    assert best == {"en": "That is overfitting: stop early or regularise."}
+    assert mine(app, path, "jsonl").questions == 2

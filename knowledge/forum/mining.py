@@ -19,7 +19,7 @@ import math
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -261,8 +261,12 @@ def rank(asked: int, votes: int, staff_answered: bool) -> float:
     return round(asked + math.log1p(max(votes, 0)) + (1.5 if staff_answered else 0.0), 4)
 
 
+# Importers give aware (UTC) times, or None when a post's time cannot be read: last.
+_UNDATED = datetime.max.replace(tzinfo=UTC)
+
+
 def _by_votes_then_time(q: MinedQuestion) -> tuple[int, datetime]:
-    return (-q.votes, q.asked_at or datetime.max.replace(tzinfo=None))
+    return (-q.votes, q.asked_at or _UNDATED)
 
 
 def _phrasings(current: dict[str, list[str]], members: list[MinedQuestion]) -> dict[str, Any]:
