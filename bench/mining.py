@@ -243,7 +243,7 @@ def quality(split: str) -> None:
     suggested = sum(1 for c in candidates.values() if c.suggested_runner)
     listed = sum(1 for c in candidates.values() if c.staff_answered or c.asked_count >= 2)
     print(
-        f"with a suggested experiment: {suggested}; grouping and matching "
+        f"with a suggested experiment: {suggested}; matching "
         f"{stages.get('matching', 0.0):.1f} s for {listed} listed candidates"
     )
     print(

@@ -19,7 +19,8 @@ from service.extensions import core
 STAGES = {
     "reading": "reading posts",
     "encoding": "encoding questions",
-    "matching": "grouping and matching",
+    "grouping": "grouping into candidates",
+    "matching": "matching with the entries",
 }
 
 

@@ -4,6 +4,7 @@ newer exports, personal data, the review (accept, merge, reject) and the API."""
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,7 @@ from sqlalchemy import func, select
 
 from knowledge.entry_store import find_entry
 from knowledge.forum import mining, review
-from knowledge.tables import Candidate, MinedThread
+from knowledge.tables import AskLog, Candidate, MinedThread
 from tests.api_fixtures import bearer, make_token
 from tests.forum_exports import (
     PLANTED_EMAILS,
@@ -400,3 +401,26 @@ def test_threads_without_a_readable_time_group_with_dated_ones(app: Flask, tmp_p
     best = mining._answer({}, [q for q in questions if q is not None])
     assert best == {"en": "That is overfitting: stop early or regularise."}
     assert mine(app, path, "jsonl").questions == 2
+
+
+def test_matching_runs_while_the_database_takes_writes(app: Flask, tmp_path: Path) -> None:
+    """Mining asks the retriever after its write transaction: students' asks (each writes
+    a log row) go on meanwhile, on SQLite too, whose write lock covers the database."""
+    core = app.extensions["core"]
+
+    class AskerThatWrites:
+        writes = 0
+
+        def ask(self, question: str, **kw: Any) -> Any:
+            with core.sessions() as session, session.begin():  # as a student's ask logs
+                session.add(AskLog(question="probe", lang="en", confidence=0.0, abstained=True))
+            self.writes += 1
+            return core.retriever.ask(question, **kw)
+
+    mining.mine(core.sessions, write_slack(tmp_path), "slack", COURSE, STAFF, core.retriever)
+    # The same questions from another forum join those candidates (updates, then asks).
+    asker = AskerThatWrites()
+    started = time.monotonic()
+    mining.mine(core.sessions, write_jsonl(tmp_path), "jsonl", COURSE, STAFF, asker)
+    assert asker.writes >= 2 and time.monotonic() - started < 30
+    assert any(c["existing_entry"] for c in candidates(app))  # the matches were stored

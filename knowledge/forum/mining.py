@@ -8,9 +8,11 @@
    rejected.
 4. Per group: a draft (a question per language used, the best staff answer, the group's
    phrasings, a source per thread), ranked by how often it was asked, its votes and
-   whether staff answered; matched against the existing entries (a group an entry already
-   answers is a proposal to add its phrasings as aliases); an experiment where one fits.
-5. Store candidates and mined threads in one transaction: mining again adds nothing.
+   whether staff answered. Candidates and mined threads are stored in one transaction:
+   mining again adds nothing.
+5. Then each new candidate a TA will see is matched against the existing entries (a group
+   an entry already answers is a proposal to add its phrasings as aliases), and an
+   experiment is suggested where one fits.
 """
 
 from __future__ import annotations
@@ -116,11 +118,8 @@ def mine(
         summary.groups = len(touched)
         stored: list[tuple[Group, Candidate]] = []
         for k, group in enumerate(touched):
-            candidate = _store_group(session, course_id, group, questions, summary)
-            if asker is not None and _worth_matching(candidate):
-                _match(candidate, asker, course, summary)
-            stored.append((group, candidate))
-            report("matching", k + 1, len(touched))
+            stored.append((group, _store_group(session, course_id, group, questions, summary)))
+            report("grouping", k + 1, len(touched))
         session.flush()  # candidate ids
         candidate_of = {
             (questions[row].forum, questions[row].thread_id): candidate.id
@@ -130,6 +129,22 @@ def mine(
         by_thread = {(q.forum, q.thread_id): q for q in questions}
         _record_threads(session, course_id, fresh, by_thread, candidate_of)
         _answered_since(session, course_id, answered_since, summary)
+        to_match = [(c.id, dict(c.question)) for _, c in stored if _worth_matching(c)]
+    if asker is not None and to_match:
+        # Asking takes a while at scale: it runs after the commit, so that the write lock
+        # (SQLite has one for the whole database) is not held while students ask.
+        found = []
+        for k, (candidate_id, question) in enumerate(to_match):
+            found.append((candidate_id, *_match(question, asker, course)))
+            report("matching", k + 1, len(to_match))
+        with transaction(factory) as session:
+            for candidate_id, slug, runner in found:
+                candidate = session.get(Candidate, candidate_id)
+                if candidate is None or candidate.status != "open":
+                    continue  # a TA decided it meanwhile
+                candidate.existing_slug = slug
+                candidate.suggested_runner = runner
+                summary.matched_existing += slug is not None
     return summary
 
 
@@ -314,23 +329,21 @@ def _sources(current: list[dict[str, Any]], members: list[MinedQuestion]) -> lis
     return out
 
 
-def _match(candidate: Candidate, asker: Asker, course: str, summary: Summary) -> None:
-    """Whether an existing entry already answers the group; an experiment that fits."""
+def _match(question: dict[str, str], asker: Asker, course: str) -> tuple[str | None, str | None]:
+    """An existing entry that already answers the question (in any of its languages),
+    else an experiment that fits: the nearest entry's, when it is close enough."""
     best_runner: tuple[float, str] | None = None
-    for lang, text in candidate.question.items():
+    for lang, text in question.items():
         result = asker.ask(text, course=course, lang=lang, top_k=1, log=False)
         if not result.abstained and result.best is not None:
-            candidate.existing_slug = result.best.entry.slug
-            summary.matched_existing += 1
-            return
+            return result.best.entry.slug, None
         for match in result.matches[:1]:
             runner = getattr(match.entry, "runner", None)
             if runner and match.confidence >= SUGGEST_MIN_CONFIDENCE:
                 name = runner["name"] if isinstance(runner, dict) else str(runner)
                 if best_runner is None or match.confidence > best_runner[0]:
                     best_runner = (match.confidence, name)
-    if best_runner is not None:
-        candidate.suggested_runner = best_runner[1]
+    return None, best_runner[1] if best_runner else None
 
 
 # -- remembering threads ------------------------------------------------------------------
