@@ -36,7 +36,13 @@ STAGES = {
     help="Comma-separated user names, ids or emails who answer for the course (needed "
     "where the export carries no roles; added to its roles where it does).",
 )
-def kb_mine(export: Path, fmt: str, course: str, staff: str) -> None:
+@click.option(
+    "--base-url",
+    default=None,
+    help="The forum's address (https://forum.example.edu), for exports that give thread "
+    "links as paths (Discourse).",
+)
+def kb_mine(export: Path, fmt: str, course: str, staff: str, base_url: str | None) -> None:
     """Mine a forum or chat export into candidate entries (nothing is published).
 
     Mining the same export again adds nothing; a newer one adds only what is new.
@@ -62,6 +68,7 @@ def kb_mine(export: Path, fmt: str, course: str, staff: str) -> None:
                 staff=staff.split(","),
                 asker=core().retriever,
                 progress=progress,
+                base_url=base_url,
             )
         except (ExportError, ValueError) as exc:
             raise click.ClickException(str(exc)) from None

@@ -424,3 +424,33 @@ def test_matching_runs_while_the_database_takes_writes(app: Flask, tmp_path: Pat
     mining.mine(core.sessions, write_jsonl(tmp_path), "jsonl", COURSE, STAFF, asker)
     assert asker.writes >= 2 and time.monotonic() - started < 30
     assert any(c["existing_entry"] for c in candidates(app))  # the matches were stored
+
+
+def test_source_links_from_an_export_are_only_web_links(app: Flask, tmp_path: Path) -> None:
+    """A thread's link comes from the export (untrusted): only http(s) and site paths."""
+    rows = []
+    links = ("javascript:alert(1)", "//evil.example/x", "https://ok.example/t/1", "/t/q/9")
+    for n, url in enumerate(links):
+        rows.append(
+            {"thread_id": f"u{n}", "post_id": f"u{n}-0", "parent_id": "", "author": "erin",
+             "author_role": "student", "created_at": f"2024-04-0{n + 1}T10:00:00Z", "url": url,
+             "body": f"Question {n}: why would my gradient norm {n * 7} explode after warmup?"}
+        )  # fmt: skip
+        rows.append(
+            {"thread_id": f"u{n}", "post_id": f"u{n}-1", "parent_id": f"u{n}-0", "author": "dan",
+             "author_role": "ta", "created_at": f"2024-04-0{n + 1}T11:00:00Z",
+             "body": "Lower the peak learning rate."}
+        )  # fmt: skip
+    path = tmp_path / "links.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    core = app.extensions["core"]
+    mining.mine(core.sessions, path, "jsonl", COURSE, base_url="https://forum.example.edu")
+    page = ta_client(app).get("/ta/candidates").get_data(as_text=True)
+    assert 'href="https://ok.example/t/1"' in page
+    assert 'href="https://forum.example.edu/t/q/9"' in page  # a path, made whole
+    assert 'href="javascript' not in page and 'href="//evil' not in page
+    urls = [s["url"] for c in candidates(app) for s in c["sources"]]
+    assert sorted(u for u in urls if u) == [
+        "https://forum.example.edu/t/q/9",
+        "https://ok.example/t/1",
+    ]

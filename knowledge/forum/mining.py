@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
+from urllib.parse import urljoin
 
 import numpy as np
 from sqlalchemy import select
@@ -96,8 +97,11 @@ def mine(
     staff: Iterable[str] = (),
     asker: Asker | None = None,
     progress: Progress | None = None,
+    base_url: str | None = None,
 ) -> Summary:
-    """Mine the export at ``path`` (format ``fmt``) into candidates of ``course``."""
+    """Mine the export at ``path`` (format ``fmt``) into candidates of ``course``.
+    ``base_url`` (the forum's address) makes a thread link the export gives as a path,
+    such as Discourse's ``/t/slug/123``, a full link."""
     report = progress or (lambda stage, done, total: None)
     summary = Summary()
     with factory() as session:
@@ -108,6 +112,8 @@ def mine(
         seen = _mined_threads(session, course_id)
 
     questions, fresh, answered_since = _read(path, fmt, staff, seen, summary, report)
+    for q in questions:
+        q.url = _full_link(q.url, base_url)
     if not fresh and not answered_since:
         return summary
     vectors = _encode([q.text for q in questions], report)
@@ -199,6 +205,13 @@ def _read(
             report("reading", summary.posts, None)
     report("reading", summary.posts, summary.posts)
     return questions, fresh, answered_since
+
+
+def _full_link(url: str | None, base_url: str | None) -> str | None:
+    """An http(s) link to the thread, or None (a path without a base, another scheme)."""
+    if url and base_url and url.startswith("/") and not url.startswith("//"):
+        url = urljoin(base_url.rstrip("/") + "/", url.lstrip("/"))
+    return url if url and url.startswith(("https://", "http://")) else None
 
 
 def _encode(texts: list[str], report: Progress) -> np.ndarray:
