@@ -19,7 +19,8 @@ from service.extensions import core
 STAGES = {
     "reading": "reading posts",
     "encoding": "encoding questions",
-    "grouping": "grouping into candidates",
+    "grouping": "grouping",
+    "storing": "storing candidates",
     "matching": "matching with the entries",
 }
 

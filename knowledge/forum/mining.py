@@ -119,13 +119,15 @@ def mine(
     vectors = _encode([q.text for q in questions], report)
     with transaction(factory) as session:
         seeds = _seeds(session, course_id, vectors.shape[1])
+        report("grouping", 0, None)
         groups = group_questions(vectors, seeds)
+        report("storing", 0, None)
         touched = [g for g in groups if g.members]
         summary.groups = len(touched)
         stored: list[tuple[Group, Candidate]] = []
         for k, group in enumerate(touched):
             stored.append((group, _store_group(session, course_id, group, questions, summary)))
-            report("grouping", k + 1, len(touched))
+            report("storing", k + 1, len(touched))
         session.flush()  # candidate ids
         candidate_of = {
             (questions[row].forum, questions[row].thread_id): candidate.id
