@@ -42,10 +42,11 @@ def live_entries(
 def page_of(
     session: Session, query: Select[Any], *order: Any, page: int, per_page: int
 ) -> tuple[Sequence[Entry], int]:
-    """One page of ``query`` in ``order`` (pages count from 1), and how many rows in all."""
+    """One page of ``query`` in ``order`` (pages count from 1; less is page 1), and how
+    many rows in all."""
     total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
     rows = session.scalars(
-        query.order_by(*order).limit(per_page).offset((page - 1) * per_page)
+        query.order_by(*order).limit(per_page).offset((max(page, 1) - 1) * per_page)
     ).all()
     return rows, total
 

@@ -91,7 +91,7 @@ def queue() -> str:
         open_count = queue_groups.count_open(session)
     pages = max(1, -(-len(groups) // QUEUE_PAGE))
     page = request.args.get("page", "1")
-    number = min(int(page), pages) if page.isdigit() and 0 < len(page) < 6 else 1
+    number = min(max(int(page), 1), pages) if page.isdigit() and 0 < len(page) < 6 else 1
     shown = groups[(number - 1) * QUEUE_PAGE : number * QUEUE_PAGE]
     return render_template(
         "ta/queue.html",

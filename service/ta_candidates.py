@@ -28,7 +28,7 @@ VIEWS: dict[str, tuple[review.Status | tuple[review.Status, ...], review.Kind | 
 
 
 def _number(text: str) -> int:
-    return int(text) if text.isdigit() and 0 < len(text) < 6 else 1
+    return max(1, int(text)) if text.isdigit() and 0 < len(text) < 6 else 1
 
 
 @bp.get("")

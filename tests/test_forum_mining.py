@@ -257,6 +257,9 @@ def test_reject_and_reopen_from_the_page(app: Flask, tmp_path: Path) -> None:
     assert f'data-candidate="{chosen["id"]}"' in rejected
     assert post(ta, f"/ta/candidates/{chosen['id']}/reopen").status_code == 302
     assert candidates(app)[0]["status"] == "open"
+    # Odd paging and views fall back to the first page of the default view.
+    for query in ("?page=0", "?page=-1", "?page=99999", "?view=bogus", "?page=1e9"):
+        assert ta.get("/ta/candidates" + query).status_code == 200, query
     # Without the CSRF token nothing changes.
     ta.post(f"/ta/candidates/{chosen['id']}/reject")
     assert candidates(app)[0]["status"] == "open"

@@ -433,3 +433,11 @@ def test_a_taken_slug_links_to_the_entry(ta: FlaskClient) -> None:
     res = post(ta, "/ta/entries/new", entry_form(slug="agi"))
     assert res.status_code == 400
     assert 'id="slug-taken"' in text(res) and 'href="/ta/entries/agi/edit"' in text(res)
+
+
+@pytest.mark.parametrize("page", ["0", "00", "-1", "x", "999999", "1e3"])
+def test_odd_page_numbers_show_a_page(ta: FlaskClient, page: str) -> None:
+    res = ta.get(f"/ta/entries/?page={page}")
+    assert res.status_code == 200, page
+    queue = ta.get(f"/ta/queue?page={page}")
+    assert queue.status_code == 200, page

@@ -81,7 +81,7 @@ def list_candidates(
             select(Candidate)
             .where(*where)
             .order_by(Candidate.score.desc(), Candidate.id.desc())
-            .offset((page - 1) * per_page)
+            .offset((max(page, 1) - 1) * per_page)
             .limit(per_page)
         )
     )
