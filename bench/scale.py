@@ -6,8 +6,9 @@ Each size runs in a fresh process. Synthetic entries get six index units each (t
 question, one answer paragraph and the whole answer, in English and Japanese, as a TA's
 alias-free entry has) with random unit vectors and random terms: the vectors are
 synthetic, the query side is the real pipeline (real model, real BM25, real database).
-Prints index load time, start-up to first answer, ask p50/p99 (in-process, warm) and
-peak RSS.
+Prints index load time, start-up to first answer, ask p50/p99 (in-process, warm), peak
+RSS, and for a TA's edit the time until the process answers from it and the CPU it spent
+catching up.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from typing import Any
 
 import numpy as np
 
@@ -106,6 +108,31 @@ def build(size: int, url: str) -> None:
     engine.dispose()
 
 
+def edit_visible(retriever: Any) -> tuple[float, float]:
+    """A TA's edit (one alias added to a seed entry, through the editing core): seconds
+    from its commit until this process answers from the new version, and the CPU seconds
+    this process spent catching up (the web processes' part of an edit)."""
+    from knowledge import editing
+    from knowledge.entry_store import entry_data
+
+    def add_alias(entry: Any) -> Any:
+        data = entry_data(entry)
+        english = [*data.aliases.get("en", []), f"scale bench alias {time.time_ns()}"]
+        return data.model_copy(update={"aliases": {**data.aliases, "en": english}})
+
+    before = retriever.index().version
+    editing.update(retriever.factory, "double-descent", add_alias, author="bench", expected=[])
+    committed = time.perf_counter()
+    cpu = 0.0
+    while True:
+        started = time.process_time()
+        index = retriever.index()
+        cpu += time.process_time() - started
+        if index.version != before:
+            return time.perf_counter() - committed, cpu
+        time.sleep(0.005)
+
+
 def measure(url: str, repeat: int) -> dict[str, float]:
     import resource
 
@@ -126,12 +153,15 @@ def measure(url: str, repeat: int) -> dict[str, float]:
             t = time.perf_counter()
             retriever.ask(q, log=False)
             timings.append((time.perf_counter() - t) * 1000)
+    visible_s, edit_cpu_s = edit_visible(retriever)
     return {
         "entries": len(retriever.index().entries),
         "first_answer_s": first_answer,
         "index_reload_s": reload_s,
         "p50_ms": float(np.median(timings)),
         "p99_ms": percentile(timings, 99),
+        "edit_visible_s": visible_s,
+        "edit_cpu_s": edit_cpu_s,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     }
 
@@ -151,7 +181,8 @@ def main() -> None:
         return
     print(
         f"{'entries':>8} {'build s':>8} {'first answer s':>15} {'reload s':>9} "
-        f"{'p50 ms':>8} {'p99 ms':>8} {'peak RSS MB':>12}"
+        f"{'p50 ms':>8} {'p99 ms':>8} {'peak RSS MB':>12} {'edit visible s':>15} "
+        f"{'edit CPU s':>11}"
     )
     for size in args.sizes:
         out = (
@@ -176,7 +207,7 @@ def main() -> None:
         print(
             f"{m['entries']:>8} {m['build_s']:>8.1f} {m['first_answer_s']:>15.2f} "
             f"{m['index_reload_s']:>9.2f} {m['p50_ms']:>8.1f} {m['p99_ms']:>8.1f} "
-            f"{m['peak_rss_mb']:>12.0f}"
+            f"{m['peak_rss_mb']:>12.0f} {m['edit_visible_s']:>15.2f} {m['edit_cpu_s']:>11.2f}"
         )
 
 
