@@ -17,10 +17,11 @@ from datetime import datetime
 
 import numpy as np
 from sqlalchemy import func, or_, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
 
 from knowledge import embedders
-from knowledge.db import rows_changed
+from knowledge.db import rows_changed, transaction
 from knowledge.entry_store import ensure_embeddings
 from knowledge.tables import AskLog, Embedding
 from knowledge.text import normalize, text_hash
@@ -193,6 +194,19 @@ def unanswered_groups(
     # Rows are newest first, so every group starts with its newest question and groups
     # are opened in the order of their newest questions: the list is already newest first.
     return groups
+
+
+def current_groups(
+    factory: sessionmaker[Session], course: str | None = None
+) -> list[QuestionGroup]:
+    """``unanswered_groups`` in a transaction of its own (new questions' vectors are
+    stored), once more if another request stored the same new vectors a moment ago."""
+    try:
+        with transaction(factory) as session:
+            return unanswered_groups(session, course)
+    except IntegrityError:
+        with transaction(factory) as session:
+            return unanswered_groups(session, course)
 
 
 def resolve(session: Session, ask_ids: Iterable[int], slug: str) -> int:

@@ -4,10 +4,8 @@ from forum exports and the declined questions waiting for an answer."""
 from __future__ import annotations
 
 from flask import Blueprint, Flask, Response, jsonify
-from sqlalchemy.exc import IntegrityError
 
 from knowledge import queue_groups
-from knowledge.db import transaction
 from knowledge.forum import review
 from service import api_models as m
 from service.auth_tokens import require_scope
@@ -73,10 +71,7 @@ def get_candidate(candidate_id: int) -> Response:
 )
 def list_unanswered(query: m.UnansweredQuery) -> Response:
     """Declined questions, grouped across wording and language, newest first (write scope)"""
-    try:
-        groups = _groups(query.course)
-    except IntegrityError:  # another request stored the same new vectors a moment ago
-        groups = _groups(query.course)
+    groups = queue_groups.current_groups(core().sessions, query.course)
     with core().sessions() as session:
         open_count = queue_groups.count_open(session)
     start = (query.page - 1) * query.per_page
@@ -107,11 +102,6 @@ def list_unanswered(query: m.UnansweredQuery) -> Response:
             "open_questions": open_count,
         }
     )
-
-
-def _groups(course: str | None) -> list[queue_groups.QuestionGroup]:
-    with transaction(core().sessions) as session:  # new questions' vectors are stored
-        return queue_groups.unanswered_groups(session, course)
 
 
 def init_app(app: Flask) -> None:

@@ -69,14 +69,14 @@ drop_old_option = click.option(
 )
 
 
-class _Bars:
+class ProgressBars:
     """Progress bars on stderr for the long steps of an import or reindex."""
 
     def __init__(self) -> None:
         self._stack = ExitStack()
         self._bars: dict[str, ProgressBar[int]] = {}
 
-    def __enter__(self) -> _Bars:
+    def __enter__(self) -> ProgressBars:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -119,7 +119,7 @@ def kb_import(path: Path, drop_old_vectors: bool) -> None:
     """
     started = time.monotonic()
     try:
-        with _Bars() as bars:
+        with ProgressBars() as bars:
             counts = importer.import_path(
                 core().sessions,
                 path,
@@ -181,7 +181,7 @@ def kb_export(path: Path) -> None:
 def kb_reindex(drop_old_vectors: bool) -> None:
     """Rebuild every entry's index units and embed text not embedded before."""
     started = time.monotonic()
-    with _Bars() as bars, transaction(core().sessions) as session:
+    with ProgressBars() as bars, transaction(core().sessions) as session:
         stats = refresh_index(
             session,
             DEFAULT_MODELS,

@@ -9,11 +9,12 @@ from pathlib import Path
 
 import click
 from flask import Flask
+from flask.cli import with_appcontext
 
 from knowledge.forum import mining
 from knowledge.forum.importers import ExportError
 from knowledge.forum.model import FORMATS
-from service.cli import _Bars, kb_cli
+from service.cli import ProgressBars, kb_cli
 from service.extensions import core
 
 STAGES = {
@@ -25,7 +26,7 @@ STAGES = {
 }
 
 
-@kb_cli.command("mine")
+@click.command("mine")
 @click.argument("export", type=click.Path(path_type=Path))
 @click.option(
     "--format", "fmt", type=click.Choice(FORMATS), required=True, help="The export's format."
@@ -43,13 +44,14 @@ STAGES = {
     help="The forum's address (https://forum.example.edu), for exports that give thread "
     "links as paths (Discourse).",
 )
+@with_appcontext
 def kb_mine(export: Path, fmt: str, course: str, staff: str, base_url: str | None) -> None:
     """Mine a forum or chat export into candidate entries (nothing is published).
 
     Mining the same export again adds nothing; a newer one adds only what is new.
     """
     started = time.monotonic()
-    with _Bars() as bars:
+    with ProgressBars() as bars:
         reading = bars.bar(STAGES["reading"])
 
         def progress(stage: str, done: int, total: int | None) -> None:
@@ -86,6 +88,7 @@ def kb_mine(export: Path, fmt: str, course: str, staff: str, base_url: str | Non
         f"already answered by an entry: {summary.matched_existing} (proposed as aliases)",
         f"asked at least twice without a staff answer: {summary.unanswered_frequent}",
         f"repeats of rejected candidates: {summary.joined_rejected}",
+        f"unreadable rows skipped: {summary.unreadable_rows}",
         f"personal data removed: {removed or 'none'}",
         f"done in {elapsed:.1f} s; review at /ta/candidates",
     ]
@@ -93,4 +96,4 @@ def kb_mine(export: Path, fmt: str, course: str, staff: str, base_url: str | Non
 
 
 def init_app(app: Flask) -> None:
-    """The command registers itself on the ``kb`` group when this module is imported."""
+    kb_cli.add_command(kb_mine)

@@ -19,12 +19,10 @@ from flask import (
     request,
     url_for,
 )
-from sqlalchemy.exc import IntegrityError
 from werkzeug.wrappers import Response as BaseResponse
 
 from knowledge import editing, entry_queries, queue_groups
 from knowledge.ask import MAX_QUESTION_CHARS
-from knowledge.db import transaction
 from knowledge.feedback_stats import feedback_by_entry, recent_unhelpful
 from knowledge.render import to_html
 from knowledge.schema import LANGS, cited_keys
@@ -82,10 +80,7 @@ def home() -> BaseResponse:
 # -- the unanswered queue ---------------------------------------------------
 @bp.get("/queue")
 def queue() -> str:
-    try:
-        groups = _groups()
-    except IntegrityError:  # another request stored the same new vectors a moment ago
-        groups = _groups()
+    groups = queue_groups.current_groups(core().sessions)
     with core().sessions() as session:
         entries = entry_queries.live_questions(session)
         open_count = queue_groups.count_open(session)
@@ -117,11 +112,6 @@ def _answered_now(group: queue_groups.QuestionGroup) -> tuple[str, float] | None
     second = matches[1].confidence if len(matches) > 1 else None
     decision = retriever.model.decision(matches[0].confidence, second)
     return (matches[0].entry.slug, matches[0].confidence) if decision.answer else None
-
-
-def _groups() -> list[queue_groups.QuestionGroup]:
-    with transaction(core().sessions) as session:  # new questions' vectors are stored
-        return queue_groups.unanswered_groups(session)
 
 
 @bp.post("/queue/resolve")

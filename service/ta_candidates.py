@@ -43,7 +43,7 @@ def index() -> str:
             session, status=status, kind=kind, page=page, per_page=PAGE_SIZE
         )
         counts = {
-            name: review.list_candidates(session, status=s, kind=k, per_page=1).total
+            name: review.count_candidates(session, status=s, kind=k)
             for name, (s, k) in VIEWS.items()
         }
         entries = entry_queries.live_questions(session)

@@ -292,8 +292,8 @@ def test_the_cli_mines_and_summarises(app: Flask, tmp_path: Path) -> None:
     assert unknown.exit_code != 0 and "unknown course" in unknown.output
 
 
-def test_mining_writes_in_one_transaction(app: Flask, tmp_path: Path) -> None:
-    """A broken export (a bad file partway) stores nothing."""
+def test_a_broken_export_stores_nothing(app: Flask, tmp_path: Path) -> None:
+    """An export the importer refuses (a CSV without the needed columns) changes nothing."""
     path = write_jsonl(tmp_path)
     broken = tmp_path / "broken.csv"
     broken.write_text("thread_id,post_id\n1,2\n")

@@ -70,6 +70,7 @@ class Summary:
     matched_existing: int = 0  # new candidates an existing entry already answers
     unanswered_frequent: int = 0  # asked at least twice, no staff answer
     joined_rejected: int = 0  # questions that repeat a rejected candidate
+    unreadable_rows: int = 0  # rows the importer skipped (malformed, no thread or body)
     removed: Removed = field(default_factory=Removed)
 
     def as_dict(self) -> dict[str, Any]:
@@ -85,6 +86,7 @@ class Summary:
             "matched_existing": self.matched_existing,
             "unanswered_frequent": self.unanswered_frequent,
             "joined_rejected": self.joined_rejected,
+            "unreadable_rows": self.unreadable_rows,
             "removed": self.removed.as_dict(),
         }
 
@@ -206,6 +208,7 @@ def _read(
         if summary.threads % 200 == 0:
             report("reading", summary.posts, None)
     report("reading", summary.posts, summary.posts)
+    summary.unreadable_rows = stats.skipped_rows
     return questions, fresh, answered_since
 
 
@@ -229,7 +232,8 @@ def _encode(texts: list[str], report: Progress) -> np.ndarray:
 
 def _seeds(session: Session, course_id: int, dim: int) -> list[Seed]:
     """Earlier candidates as finished groups (each question added one vector to its sum);
-    sums from another representation (another dimension) are left out."""
+    sums of another representation (``grouping.represent`` changed: another dimension)
+    are left out."""
     rows = session.execute(
         select(Candidate.id, Candidate.vector_sum, Candidate.asked_count).where(
             Candidate.course_id == course_id
@@ -301,7 +305,7 @@ def _by_votes_then_time(q: MinedQuestion) -> tuple[int, datetime]:
 
 def _phrasings(current: dict[str, list[str]], members: list[MinedQuestion]) -> dict[str, Any]:
     out = {lang: list(texts) for lang, texts in current.items()}
-    for q in sorted(members, key=lambda q: (-q.votes,)):
+    for q in sorted(members, key=lambda q: -q.votes):
         texts = out.setdefault(q.lang, [])
         folded = {t.casefold() for t in texts}
         if q.phrasing.casefold() not in folded and len(texts) < MAX_PHRASINGS:

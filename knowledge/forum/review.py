@@ -51,6 +51,30 @@ def _listed(kind: Kind | None) -> ColumnElement[bool]:
     return or_(answered, frequent)
 
 
+def _where(
+    course: str | None, status: Status | tuple[Status, ...] | None, kind: Kind | None
+) -> list[ColumnElement[bool]]:
+    where = [_listed(kind)]
+    if status is not None:
+        where.append(Candidate.status.in_((status,) if isinstance(status, str) else status))
+    if course is not None:
+        code = select(Course.id).where(Course.code == course).scalar_subquery()
+        where.append(Candidate.course_id == code)
+    return where
+
+
+def count_candidates(
+    session: Session,
+    *,
+    course: str | None = None,
+    status: Status | tuple[Status, ...] | None = "open",
+    kind: Kind | None = None,
+) -> int:
+    """How many candidates ``list_candidates`` lists with these filters."""
+    where = _where(course, status, kind)
+    return session.scalar(select(func.count()).select_from(Candidate).where(*where)) or 0
+
+
 @dataclass
 class Page:
     candidates: list[Candidate]
@@ -68,14 +92,8 @@ def list_candidates(
     per_page: int = 20,
 ) -> Page:
     """Candidates, best first (score, then newest)."""
-    where = [_listed(kind)]
-    if status is not None:
-        where.append(Candidate.status.in_((status,) if isinstance(status, str) else status))
-    if course is not None:
-        where.append(
-            Candidate.course_id == select(Course.id).where(Course.code == course).scalar_subquery()
-        )
-    total = session.scalar(select(func.count()).select_from(Candidate).where(*where)) or 0
+    where = _where(course, status, kind)
+    total = count_candidates(session, course=course, status=status, kind=kind)
     rows = list(
         session.scalars(
             select(Candidate)

@@ -117,8 +117,10 @@
       const metrics = run.metrics || {};
       const labels = run.metric_labels || {};
       const key = (run.verdict_metrics || []).filter((name) => name in metrics);
-      const rest = Object.keys(metrics).filter((name) => !key.includes(name));
-      const first = key.length ? key : rest.splice(0, rest.length);
+      const all = Object.keys(metrics);
+      // Without verdict metrics (an older run), every metric is in the first table.
+      const first = key.length ? key : all;
+      const rest = all.filter((name) => !first.includes(name));
       const rows = (names) => names.map((name) => metricRow(name, metrics[name], labels[name]));
       q("metrics").querySelector("tbody").replaceChildren(...rows(first));
       const more = q("all-metrics");

@@ -18,11 +18,13 @@ AWKWARD = re.compile(r"(?<![\d.])(?:1(?:\.0+)?|0\.\d+) (?:times|倍)|so the clai
 
 
 def check_params(name: str) -> None:
-    schema = registry.spec(name).Params.model_json_schema()
+    model = registry.spec(name).Params
+    schema, fields = model.model_json_schema(), model.model_fields
     for field, prop in schema["properties"].items():
         where = f"{name}.{field}"
         assert prop.get("title") and prop.get("description"), f"{where}: English label/help"
-        assert prop["title"] != field.replace("_", " ").title(), f"{where}: title is the code name"
+        # Set by the spec, not pydantic's default made from the code name ("N Queries").
+        assert fields[field].title, f"{where}: title is the code name"
         ja = prop.get("x-ja") or {}
         assert JAPANESE.search(ja.get("title", "")), f"{where}: Japanese label"
         assert JAPANESE.search(ja.get("description", "")), f"{where}: Japanese help"
