@@ -1,14 +1,22 @@
 """Ask latency and memory for synthetic knowledge bases of 1k, 10k and 100k entries.
 
-    .venv/bin/python -m bench.scale [--sizes 1000 10000 100000]
+    .venv/bin/python -m bench.scale [--sizes 1000 10000 100000] [--no-snapshot]
 
-Each size runs in a fresh process. Synthetic entries get six index units each (the
-question, one answer paragraph and the whole answer, in English and Japanese, as a TA's
-alias-free entry has) with random unit vectors and random terms: the vectors are
-synthetic, the query side is the real pipeline (real model, real BM25, real database).
-Prints index load time, start-up to first answer, ask p50/p99 (in-process, warm), peak
-RSS, and for a TA's edit the time until the process answers from it and the CPU it spent
-catching up.
+Each size is built in a fresh process and measured in another (so the build does not
+count in the measured process's memory). Synthetic entries get six index units each
+(the question, one answer paragraph and the whole answer, in English and Japanese, as a
+TA's alias-free entry has) with random terms, and vectors drawn to look like real ones:
+a Gaussian with the mean and covariance of multilingual-e5-small's vectors of the
+evaluation set's texts, the six units of an entry sharing part of their draw (isotropic
+noise vectors would be a distribution no text has, on which no nearest-neighbour graph
+works). The query side is the real pipeline (real model, real BM25, real database).
+
+The build writes the index snapshot (``kb snapshot``: database read, graph when large,
+files) after inserting the rows; its time is part of ``build s`` and printed apart.
+Prints, per size: build time, start-up to first answer (mapping the snapshot), a forced
+reload, ask p50/p99 (in-process, warm), peak RSS, for a TA's edit the time until the
+process answers from it and the CPU it spent catching up, and the recall at top-10 of
+the graph against exact search (real questions' vectors), where there is a graph.
 """
 
 from __future__ import annotations
@@ -19,13 +27,16 @@ import subprocess
 import sys
 import tempfile
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
+import yaml
 
-from bench.common import percentile
+from bench.common import ROOT, percentile
 
 UNITS_PER_ENTRY = 6
+SHARED = 0.8  # share of a unit's draw common to its entry (the rest its own)
 QUESTIONS = [
     "Why was backpropagation controversial?",
     "Is online SGD better than minibatches?",
@@ -36,27 +47,51 @@ QUESTIONS = [
 ]
 
 
-def build(size: int, url: str) -> None:
-    """Seed entries + ``size`` synthetic ones, inserted in bulk."""
+def eval_texts() -> list[str]:
+    """The evaluation set's questions: real text in both languages."""
+    texts = []
+    for path in sorted((ROOT / "bench" / "eval").glob("*.yaml")):
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        texts += [q["q"] for q in raw.get("questions", []) if isinstance(q, dict) and "q" in q]
+    return texts
+
+
+def vector_model() -> tuple[np.ndarray, np.ndarray]:
+    """(mean, Cholesky factor of the covariance) of real e5 passage vectors."""
+    from knowledge import embedders
+    from knowledge.embedders import E5Small
+
+    vectors = embedders.get(E5Small.name).encode(eval_texts())
+    mean = vectors.mean(axis=0)
+    cov = np.cov(vectors, rowvar=False) + 1e-6 * np.eye(vectors.shape[1])
+    return mean, np.linalg.cholesky(cov)
+
+
+def build(size: int, url: str, snapshots: Path | None) -> dict[str, float]:
+    """Seed entries + ``size`` synthetic ones, inserted in bulk; then the snapshot."""
     from sqlalchemy import insert
 
-    from bench.common import ROOT
-    from knowledge import importer, migrate
+    from knowledge import importer, index_sync, migrate
+    from knowledge.ask import Retriever
     from knowledge.db import make_engine, make_sessionmaker
     from knowledge.embedders import E5Small, vector_name
     from knowledge.entry_store import bump_version
     from knowledge.tables import Course, Embedding, Entry, IndexUnit
 
+    started = time.perf_counter()
     migrate.upgrade(url)
     engine = make_engine(url)
     factory = make_sessionmaker(engine)
     importer.import_path(factory, ROOT / "knowledge" / "content")
+    mean, factor = vector_model()
     rng = np.random.default_rng(0)
-    vocab = [f"term{i}" for i in range(20_000)]
+    vocab = np.array([f"term{i}" for i in range(20_000)])
+    kinds = ("question", "question", "passage", "passage", "answer", "answer")
     with factory() as session, session.begin():
         course_id = session.scalar(
             insert(Course).values(code="synthetic", title="synthetic").returning(Course.id)
         )
+        conn = session.connection()
         for start in range(0, size, 5000):
             n = min(5000, size - start)
             entries = [
@@ -76,36 +111,62 @@ def build(size: int, url: str) -> None:
                 for i in range(n)
             ]
             ids = session.scalars(insert(Entry).returning(Entry.id), entries).all()
+            shared = rng.standard_normal((n, 1, E5Small.dim))
+            own = rng.standard_normal((n, UNITS_PER_ENTRY, E5Small.dim))
+            draws = SHARED * shared + np.sqrt(1 - SHARED**2) * own
+            vectors = (mean + draws @ factor.T).reshape(-1, E5Small.dim).astype("<f4")
+            vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+            words = rng.integers(0, len(vocab), size=(n * UNITS_PER_ENTRY, 40))
             units, embeddings = [], []
-            for entry_id in ids:
-                for u in range(UNITS_PER_ENTRY):
-                    h = f"s{entry_id}-{u}"
-                    kind = ("question", "passage", "answer")[u // 2]
-                    terms = " ".join(rng.choice(vocab, size=8 if kind == "question" else 40))
-                    units.append(
-                        {
-                            "entry_id": entry_id,
-                            "kind": kind,
-                            "lang": "en" if u % 2 else "ja",
-                            "text": terms,
-                            "text_hash": h,
-                            "terms": terms,
-                        }
-                    )
-                    v = rng.standard_normal(E5Small.dim).astype("<f4")
-                    v /= np.linalg.norm(v)
-                    embeddings.append(
-                        {
-                            "model": vector_name(E5Small.name, kind),
-                            "text_hash": h,
-                            "dim": E5Small.dim,
-                            "vector": v.tobytes(),
-                        }
-                    )
-            session.execute(insert(IndexUnit), units)
-            session.execute(insert(Embedding), embeddings)
+            for row, (entry_id, u) in enumerate(
+                (e, u) for e in ids for u in range(UNITS_PER_ENTRY)
+            ):
+                h = f"s{entry_id}-{u}"
+                kind = kinds[u]
+                terms = " ".join(vocab[words[row, : 8 if kind == "question" else 40]])
+                units.append(
+                    {
+                        "entry_id": entry_id,
+                        "kind": kind,
+                        "lang": "en" if u % 2 else "ja",
+                        "text": terms,
+                        "text_hash": h,
+                        "terms": terms,
+                    }
+                )
+                embeddings.append(
+                    {
+                        "model": vector_name(E5Small.name, kind),
+                        "text_hash": h,
+                        "dim": E5Small.dim,
+                        "vector": vectors[row].tobytes(),
+                    }
+                )
+            conn.execute(insert(IndexUnit.__table__), units)
+            conn.execute(insert(Embedding.__table__), embeddings)
         bump_version(session)
+    rows_s = time.perf_counter() - started
+    snapshot_s = 0.0
+    if snapshots is not None:
+        started = time.perf_counter()
+        retriever = Retriever(factory, options=options(snapshots))
+        index_sync.build_snapshot(factory, retriever.models, retriever.options)
+        snapshot_s = time.perf_counter() - started
     engine.dispose()
+    return {"build_s": rows_s + snapshot_s, "rows_s": rows_s, "snapshot_s": snapshot_s}
+
+
+def options(snapshots: Path | None) -> Any:  # noqa: ANN401
+    from knowledge.index_sync import IndexOptions
+    from knowledge.settings import settings
+
+    s = settings()
+    return IndexOptions(
+        snapshot_dir=snapshots,
+        snapshot_min_units=s.INDEX_SNAPSHOT_MIN_UNITS,
+        ann_min_units=s.INDEX_ANN_MIN_UNITS,
+        delta_max=s.INDEX_DELTA_MAX,
+    )
 
 
 def edit_visible(retriever: Any) -> tuple[float, float]:
@@ -133,17 +194,39 @@ def edit_visible(retriever: Any) -> tuple[float, float]:
         time.sleep(0.005)
 
 
-def measure(url: str, repeat: int) -> dict[str, float]:
+def graph_recall(index: Any) -> float | None:  # noqa: ANN401
+    """Recall at top-10 of the graph's rows against exact search, for real questions."""
+    from knowledge import embedders
+
+    if not index.base.ann:
+        return None
+    model, graph = next(iter(index.base.ann.items()))
+    dense = index.base.segment.dense[model]
+    questions = eval_texts()[::4][:200]
+    queries = [embedders.encode_query(model, q) for q in questions]
+    hits = 0
+    for query in queries:
+        exact = np.zeros(len(dense.codes), dtype=np.float32)
+        for lo in range(0, len(exact), 100_000):
+            rows = np.asarray(dense.rows[lo : lo + 100_000], dtype=np.float32)
+            exact[lo : lo + 100_000] = (rows @ query) * dense.scale[lo : lo + 100_000]
+        top = set(np.argpartition(-exact, 10)[:10].tolist())
+        hits += len(top & set(graph.search(query, 10).tolist()))
+    return hits / (10 * len(queries))
+
+
+def measure(url: str, snapshots: Path | None, repeat: int) -> dict[str, Any]:
     import resource
 
     from knowledge.ask import Retriever
     from knowledge.db import make_engine, make_sessionmaker
 
     started = time.perf_counter()
-    retriever = Retriever(make_sessionmaker(make_engine(url)))
+    retriever = Retriever(make_sessionmaker(make_engine(url)), options=options(snapshots))
     retriever.warm_up()
     retriever.ask(QUESTIONS[0], log=False)
     first_answer = time.perf_counter() - started
+    source = retriever.index().base.source
     started = time.perf_counter()
     retriever.refresh(force=True)
     reload_s = time.perf_counter() - started
@@ -154,15 +237,20 @@ def measure(url: str, repeat: int) -> dict[str, float]:
             retriever.ask(q, log=False)
             timings.append((time.perf_counter() - t) * 1000)
     visible_s, edit_cpu_s = edit_visible(retriever)
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    index = retriever.index()
     return {
-        "entries": len(retriever.index().entries),
+        "entries": index.size,
+        "source": source,
+        "graph": index.uses_ann,
         "first_answer_s": first_answer,
         "index_reload_s": reload_s,
         "p50_ms": float(np.median(timings)),
         "p99_ms": percentile(timings, 99),
         "edit_visible_s": visible_s,
         "edit_cpu_s": edit_cpu_s,
-        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "peak_rss_mb": rss,
+        "recall_at_10": graph_recall(index),
     }
 
 
@@ -170,45 +258,54 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 10_000, 100_000])
     parser.add_argument("--repeat", type=int, default=10)
-    parser.add_argument("--one", type=int, help=argparse.SUPPRESS)  # child mode
+    parser.add_argument(
+        "--no-snapshot", action="store_true", help="measure starts that read the database"
+    )
+    parser.add_argument("--one", type=int, help=argparse.SUPPRESS)  # child: build, then measure
+    parser.add_argument("--measure", nargs=2, help=argparse.SUPPRESS)  # grandchild: url, dir
     args = parser.parse_args()
+    if args.measure:
+        url, directory = args.measure
+        snapshots = Path(directory) if directory else None
+        print(json.dumps(measure(url, snapshots, args.repeat)))
+        return
     if args.one is not None:
-        url = f"sqlite:///{tempfile.mkdtemp(prefix='ra-scale-')}/scale.db"
-        t = time.perf_counter()
-        build(args.one, url)
-        built = time.perf_counter() - t
-        print(json.dumps({"build_s": built, **measure(url, args.repeat)}))
+        work = Path(tempfile.mkdtemp(prefix="ra-scale-"))
+        url = f"sqlite:///{work}/scale.db"
+        snapshots = None if args.no_snapshot else work / "snapshots"
+        built = build(args.one, url, snapshots)
+        out = _child(["--measure", url, str(snapshots or "")], args.repeat)
+        print(json.dumps({**built, **out}))
         return
     print(
-        f"{'entries':>8} {'build s':>8} {'first answer s':>15} {'reload s':>9} "
-        f"{'p50 ms':>8} {'p99 ms':>8} {'peak RSS MB':>12} {'edit visible s':>15} "
-        f"{'edit CPU s':>11}"
+        f"{'entries':>8} {'build s':>8} {'(snapshot s)':>12} {'first answer s':>15} "
+        f"{'reload s':>9} {'p50 ms':>8} {'p99 ms':>8} {'peak RSS MB':>12} "
+        f"{'edit visible s':>15} {'edit CPU s':>11} {'recall@10':>10}  index",
+        flush=True,
     )
     for size in args.sizes:
-        out = (
-            subprocess.run(
-                [
-                    sys.executable,
-                    "-m",
-                    "bench.scale",
-                    "--one",
-                    str(size),
-                    "--repeat",
-                    str(args.repeat),
-                ],
-                capture_output=True,
-                text=True,
-                check=True,
-            )
-            .stdout.strip()
-            .splitlines()[-1]
-        )
-        m = json.loads(out)
+        extra = ["--no-snapshot"] if args.no_snapshot else []
+        m = _child(["--one", str(size), *extra], args.repeat)
+        recall = "-" if m["recall_at_10"] is None else f"{m['recall_at_10']:.3f}"
         print(
-            f"{m['entries']:>8} {m['build_s']:>8.1f} {m['first_answer_s']:>15.2f} "
-            f"{m['index_reload_s']:>9.2f} {m['p50_ms']:>8.1f} {m['p99_ms']:>8.1f} "
-            f"{m['peak_rss_mb']:>12.0f} {m['edit_visible_s']:>15.2f} {m['edit_cpu_s']:>11.2f}"
+            f"{m['entries']:>8} {m['build_s']:>8.1f} {m['snapshot_s']:>12.1f} "
+            f"{m['first_answer_s']:>15.2f} {m['index_reload_s']:>9.2f} {m['p50_ms']:>8.1f} "
+            f"{m['p99_ms']:>8.1f} {m['peak_rss_mb']:>12.0f} {m['edit_visible_s']:>15.2f} "
+            f"{m['edit_cpu_s']:>11.3f} {recall:>10}  "
+            f"{m['source']}{', graph' if m['graph'] else ''}",
+            flush=True,
         )
+
+
+def _child(args: list[str], repeat: int) -> dict[str, Any]:
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.scale", *args, "--repeat", str(repeat)],
+        capture_output=True,
+        text=True,
+    )
+    if done.returncode:
+        sys.exit(f"bench.scale {' '.join(args)} failed:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 if __name__ == "__main__":

@@ -11,9 +11,10 @@ import numpy as np
 from sqlalchemy import insert
 from sqlalchemy.orm import Session, sessionmaker
 
-from knowledge import embedders
-from knowledge.entry_store import kb_version
+from knowledge import embedders, index_sync, snapshot
+from knowledge.entry_store import kb_epoch
 from knowledge.index import IndexedEntry, KnowledgeIndex
+from knowledge.index_sync import IndexOptions
 from knowledge.lexical import tokens
 from knowledge.ranking import LEXICAL, Decision, RetrievalModel, Signals, fill_missing
 from knowledge.tables import AskLog
@@ -26,6 +27,7 @@ MAX_QUESTION_CHARS = 2000
 # (logistics, other subjects: about 0.001-0.004 on the seed) a suggestion is noise.
 RELATED_MIN_CONFIDENCE = 0.01
 REFRESH_INTERVAL_S = 0.5  # how often a process checks the knowledge version
+SNAPSHOT_CHECK_S = 10.0  # how often it looks for a snapshot worth switching to
 
 
 @dataclass
@@ -58,21 +60,32 @@ class QuestionError(ValueError):
 
 
 class Retriever:
-    """Holds this process's index and refreshes it when the knowledge base changes."""
+    """Holds this process's index and keeps it at the knowledge version.
+
+    Every ``refresh_interval_s`` a question checks the version (one small query). An
+    edit is caught up entry by entry (``knowledge.index_sync.catch_up``); a new epoch
+    or a first load maps a snapshot or reads the database. Slow work a large index
+    needs (its graph, a rebuilt base once many entries have changed) runs on a
+    background thread while the current index keeps answering.
+    """
 
     def __init__(
         self,
         factory: sessionmaker[Session],
         model: RetrievalModel | None = None,
         refresh_interval_s: float = REFRESH_INTERVAL_S,
+        options: IndexOptions | None = None,
     ) -> None:
         self.factory = factory
         self.model = model or RetrievalModel.load()
         self.models = self.model.dense_models()
         self.refresh_interval_s = refresh_interval_s
+        self.options = options or IndexOptions()
         self._index: KnowledgeIndex | None = None
         self._checked_at = 0.0
+        self._snapshot_checked_at = 0.0
         self._lock = threading.Lock()
+        self._background: threading.Thread | None = None
         # Same pool; connections checked out from it commit each statement on its own.
         self._autocommit = factory.kw["bind"].execution_options(isolation_level="AUTOCOMMIT")
 
@@ -92,18 +105,74 @@ class Retriever:
     def refresh(self, force: bool = False) -> KnowledgeIndex:
         with self._lock:
             with self.factory() as session:
-                version, _ = kb_version(session)
-                if force or self._index is None or self._index.version != version:
-                    self._index = KnowledgeIndex.load(session, self.models, version)
-                    for model, n in self._index.missing_vectors.items():
-                        log.warning(
-                            "%d index units have no %s vector and are not scored by it; "
-                            "run `flask --app service kb import` or `kb reindex`",
-                            n,
-                            model,
-                        )
+                epoch, version = kb_epoch(session)
+                index = self._index
+                if force or index is None or index.epoch != epoch:
+                    index = index_sync.load(session, self.models, self.options)
+                    self._warn_missing(index)
+                elif index.version != version:
+                    index = index_sync.catch_up(session, index, version, self.options)
+                index = self._maybe_switch(session, index)
+                self._index = index
             self._checked_at = time.monotonic()
-            return self._index
+        self._start_background(index)
+        return index
+
+    def _warn_missing(self, index: KnowledgeIndex) -> None:
+        for model, n in index.missing_vectors.items():
+            log.warning(
+                "%d index units have no %s vector and are not scored by it; "
+                "run `flask --app service kb import` or `kb reindex`",
+                n,
+                model,
+            )
+
+    def _maybe_switch(self, session: Session, index: KnowledgeIndex) -> KnowledgeIndex:
+        """Rebase on a snapshot another process wrote, when it saves this one work: it
+        has the graph this base lacks, or is newer than a long delta."""
+        now = time.monotonic()
+        wanted = index_sync.needs_graph(index, self.options) or (
+            len(index.delta) > self.options.delta_max // 2
+        )
+        if not wanted or now - self._snapshot_checked_at < SNAPSHOT_CHECK_S:
+            return index
+        self._snapshot_checked_at = now
+        path = index_sync.better_snapshot(index, self.options)
+        return index_sync.switch_to(session, path, self.options, index) if path else index
+
+    def _start_background(self, index: KnowledgeIndex) -> None:
+        """Build what a large index lacks (a graph, a new base) on one background thread."""
+        if self.options.snapshot_dir is None or (
+            self._background is not None and self._background.is_alive()
+        ):
+            return
+        job = None
+        if index_sync.needs_rebase(index, self.options):
+            job = self._rebase
+        elif index_sync.needs_graph(index, self.options):
+            job = self._add_graph
+        if job is not None:
+            self._background = threading.Thread(target=job, args=(index,), daemon=True)
+            self._background.start()
+
+    def _add_graph(self, index: KnowledgeIndex) -> None:
+        with snapshot.try_build_lock(self.options.snapshot_dir) as mine:
+            if mine:
+                log.info("building the nearest-neighbour graph of the index")
+                index_sync.add_graph(index, self.options)
+        self._snapshot_checked_at = 0.0  # look for it at the next refresh
+
+    def _rebase(self, index: KnowledgeIndex) -> None:
+        with snapshot.try_build_lock(self.options.snapshot_dir) as mine:
+            if mine:
+                log.info("%d entries changed since the index base: rebuilding it", len(index.delta))
+                index_sync.build_snapshot(self.factory, self.models, self.options)
+        self._snapshot_checked_at = 0.0
+
+    def wait_for_background(self, timeout: float | None = None) -> None:
+        """Until background index work has ended (tests, benchmarks, ``kb`` commands)."""
+        if self._background is not None:
+            self._background.join(timeout)
 
     def warm_up(self) -> None:
         """Load the index and the embedders' weights before the first question."""
@@ -114,42 +183,46 @@ class Retriever:
 
     # -- scoring ---------------------------------------------------------
     def signals(self, question: str, lang: str | None = None) -> Signals:
-        """Every entry's evidence for ``question`` (normalised text)."""
-        index = self.index()
+        """Every live entry's evidence for ``question`` (normalised text), in position
+        order."""
+        return self._evidence(self.index(), question, lang, None)[0]
+
+    def _evidence(
+        self, index: KnowledgeIndex, question: str, lang: str | None, course: str | None
+    ) -> tuple[Signals, np.ndarray]:
+        """Evidence for the entries the index puts forward, and their positions."""
         lang = lang or detect_lang(question)
         terms = tokens(question)
-        scores: dict[str, np.ndarray] = {}
-        for signal in self.model.signals:
-            if signal == LEXICAL:
-                raw = index.lexical_scores(terms)
-            else:
-                raw = index.dense_scores(signal, embedders.encode_query(signal, question), lang)
-            scores[signal] = fill_missing(raw)
-        return Signals(
+        queries = {m: embedders.encode_query(m, question) for m in self.models}
+        found = index.evidence(terms, queries, lang, course)
+        scores = {
+            signal: fill_missing(found.lexical if signal == LEXICAL else found.dense[signal])
+            for signal in self.model.signals
+        }
+        signals = Signals(
             scores=scores,
-            coverage=index.lexical.coverage(terms),
-            question_units=index.lexical.question_units,
-            answer_terms=index.lexical.answer_terms,
-            in_language=index.has_lang(lang),
+            coverage=found.coverage,
+            question_units=found.question_units,
+            answer_terms=found.answer_terms,
+            in_language=found.in_language,
             lang=lang,
             chars=len(question),
         )
+        return signals, found.positions
 
     def matches(
-        self, signals: Signals, index: KnowledgeIndex, top_k: int, allowed: np.ndarray | None
+        self, signals: Signals, index: KnowledgeIndex, positions: np.ndarray, top_k: int
     ) -> tuple[list[Match], Decision | None]:
         """The ``top_k`` best entries, each with its confidence, and the decision."""
         rank = self.model.ranker.scores(signals)
-        if allowed is not None:
-            rank[~allowed] = -np.inf
-        k = min(top_k, int(np.isfinite(rank).sum()))
+        k = min(top_k, len(rank))
         if k == 0:
             return [], None
         best = np.argpartition(-rank, k - 1)[:k]
         top = [int(i) for i in best[np.argsort(-rank[best], kind="stable")]]
         matches = [
             Match(
-                index.entries[i],
+                index.entries[int(positions[i])],
                 float(rank[i]),
                 self.model.confidence_of(signals, rank, i, ignore=top[:position]),
             )
@@ -167,13 +240,10 @@ class Retriever:
         self, question: str, course: str | None, top_k: int, lang: str | None
     ) -> tuple[list[Match], Decision | None]:
         index = self.index()
-        if not index.entries:
+        if not index.size:
             return [], None
-        signals = self.signals(question, lang)
-        allowed = None
-        if course:
-            allowed = np.array([e.course == course for e in index.entries], dtype=bool)
-        return self.matches(signals, index, top_k, allowed)
+        signals, positions = self._evidence(index, question, lang, course)
+        return self.matches(signals, index, positions, top_k)
 
     # -- the pipeline ----------------------------------------------------
     def ask(

@@ -26,6 +26,7 @@ import base64
 import gzip
 import json
 import os
+import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -299,6 +300,13 @@ def _fix_sequences(conn: Connection) -> None:
             )
 
 
+def _new_epoch(conn: Connection) -> None:
+    """A restored database is a new line of versions: index snapshots made from the
+    original (which may go on changing at the same version numbers) are not for it."""
+    if "epoch" in {c["name"] for c in inspect(conn).get_columns("kb_state")}:
+        conn.execute(text("UPDATE kb_state SET epoch = :epoch"), {"epoch": uuid.uuid4().hex})
+
+
 def restore_backup(url: str, path: str | Path) -> dict[str, int]:
     """Load the backup at ``path`` into the empty database at ``url``; returns rows per table.
 
@@ -356,6 +364,7 @@ def restore_backup(url: str, path: str | Path) -> dict[str, int]:
                     )
             if engine.dialect.name == "postgresql":
                 _fix_sequences(conn)
+            _new_epoch(conn)
         return counts
     finally:
         engine.dispose()

@@ -26,14 +26,25 @@ class Int8Rows:
     """Unit vectors, int8 per row, scored against one question at a time."""
 
     def __init__(self, matrix: np.ndarray, threads: int = 1) -> None:
-        self.rows, self.dim = matrix.shape
+        quantized, scale = quantize_rows(np.asarray(matrix, dtype=np.float32))
+        self._pack(quantized, scale, threads)
+
+    @classmethod
+    def from_quantized(cls, quantized: np.ndarray, scale: np.ndarray, threads: int = 1) -> Int8Rows:
+        """Of rows already quantised by ``quantize_rows``."""
+        rows = cls.__new__(cls)
+        rows._pack(quantized, scale, threads)
+        return rows
+
+    def _pack(self, quantized: np.ndarray, scale: np.ndarray, threads: int) -> None:
+        self.rows, self.dim = quantized.shape
+        self.scale = scale
         self._session = None
         if not self.rows:
             return
         import onnxruntime as ort
         from onnx import TensorProto, helper, numpy_helper
 
-        quantized, self.scale = quantize_rows(np.asarray(matrix, dtype=np.float32))
         graph = helper.make_graph(
             [helper.make_node("MatMulInteger", ["question", "units", "zero"], ["dots"])],
             "unit_scores",

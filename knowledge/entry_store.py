@@ -9,17 +9,18 @@ from __future__ import annotations
 
 import re
 import threading
+import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal, cast
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import Table, delete, func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from knowledge import embedders
-from knowledge.db import insert_missing, rows_changed
+from knowledge.db import insert_missing
 from knowledge.lexical import tokens
 from knowledge.schema import EntryData, is_slug
 from knowledge.tables import (
@@ -185,7 +186,7 @@ def upsert_entry(
     session.flush()  # assigns id; the version column guards against lost updates
     _record_revision(session, entry, data, "create" if outcome == "created" else "update", author)
     _rebuild_units(session, entry, data, models)
-    bump_version(session)
+    bump_version(session, entry.id)
     return WriteResult(outcome, entry)
 
 
@@ -200,7 +201,7 @@ def delete_entry(
     session.flush()
     _record_revision(session, entry, entry_data(entry), "delete", author)
     session.execute(delete(IndexUnit).where(IndexUnit.entry_id == entry.id))
-    bump_version(session)
+    bump_version(session, entry.id)
 
 
 def restore_entry(
@@ -231,7 +232,7 @@ def restore_entry(
     session.flush()
     _record_revision(session, entry, data, "restore", author)
     _rebuild_units(session, entry, data, models)
-    bump_version(session)
+    bump_version(session, entry.id)
     return WriteResult("updated", entry)
 
 
@@ -409,15 +410,37 @@ class _RecentVectors:
 _recent = _RecentVectors()
 
 
-def bump_version(session: Session) -> None:
-    updated = session.execute(
-        update(KbState)
-        .where(KbState.id == 1)
-        .values(version=KbState.version + 1, updated_at=utcnow())
+def bump_version(session: Session, entry_id: int | None = None) -> int:
+    """Count one knowledge change; returns the new version.
+
+    A change of one entry (``entry_id``) marks that entry, so that a process can catch
+    its index up by reloading the entries changed since its version. Any other change
+    (``entry_id`` None: new vectors, rebuilt units) starts a new epoch, which every
+    index and snapshot of the old one must be rebuilt for.
+    """
+    values: dict[str, Any] = {"version": KbState.version + 1, "updated_at": utcnow()}
+    if entry_id is None:
+        values["epoch"] = new_epoch()
+    version = session.scalar(
+        update(KbState).where(KbState.id == 1).values(**values).returning(KbState.version)
     )
-    if rows_changed(updated) == 0:
-        session.add(KbState(id=1, version=1, updated_at=utcnow(), units_format=UNITS_FORMAT))
+    if version is None:
+        version = 1
+        session.add(
+            KbState(
+                id=1, version=1, updated_at=utcnow(), units_format=UNITS_FORMAT, epoch=new_epoch()
+            )
+        )
         session.flush()
+    if entry_id is not None:
+        # Core UPDATE: an ORM write would count as a new entry version (version_id_col).
+        entries = cast(Table, Entry.__table__)
+        session.execute(update(entries).where(entries.c.id == entry_id).values(changed_in=version))
+    return int(version)
+
+
+def new_epoch() -> str:
+    return uuid.uuid4().hex
 
 
 def units_format(session: Session) -> int:
@@ -430,6 +453,12 @@ def kb_version(session: Session) -> tuple[int, datetime | None]:
         select(KbState.version, KbState.updated_at).where(KbState.id == 1)
     ).first()
     return (row[0], row[1]) if row else (0, None)
+
+
+def kb_epoch(session: Session) -> tuple[str, int]:
+    """(epoch, version): what an index must match to be current."""
+    row = session.execute(select(KbState.epoch, KbState.version).where(KbState.id == 1)).first()
+    return (row[0], row[1]) if row else ("", 0)
 
 
 def embed_missing(

@@ -1,11 +1,21 @@
-"""In-memory retrieval index per process, loaded from stored embeddings and terms.
+"""In-memory retrieval index per process: a base segment, the entries changed since, and
+the scoring of a question against them.
 
-Nothing is embedded or tokenised at load: vectors and terms were stored at write time.
+Nothing is embedded or tokenised here: vectors and terms were stored at write time.
 Each signal scores an entry three times: by its best question-like unit (the question in
 each language and any aliases), by its best answer paragraph and by its whole answer.
 Keeping them apart lets the ranker weigh them, and keeps an entry's many aliases from
-lifting its answer scores. Whole answers have a BM25 corpus of their own, so that their
-length is compared with other answers, not with one-line questions.
+lifting its answer scores.
+
+- **Catching up.** The base holds every entry at one knowledge version (mapped from a
+  snapshot, or read from the database). An edit makes each process reload only the
+  entries changed after the base's version into a small second segment and hide their
+  base rows; BM25 statistics are those of the live units (``CorpusStats``). When that
+  segment grows past ``delta_max`` entries the base is rebuilt.
+- **Large bases.** Up to ``ann_min_units`` unit vectors every row is scored (one int8
+  product). Above it, candidates come from an HNSW graph (``knowledge.ann``) and from
+  BM25, and only their entries are scored, with the same int8 arithmetic, so an entry's
+  scores do not depend on how it was found.
 """
 
 from __future__ import annotations
@@ -13,32 +23,42 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-from sqlalchemy import case, select
-from sqlalchemy.orm import Session
 
+from knowledge.ann import Ann
 from knowledge.dense import Int8Rows
-from knowledge.embedders import QUESTION_KINDS, inference_threads, vector_name
-from knowledge.lexical import BM25
-from knowledge.tables import Course, Embedding, Entry, IndexUnit
+from knowledge.embedders import inference_threads
+from knowledge.lexical import CorpusStats, bm25
+from knowledge.segment import (
+    ANSWER,
+    KINDS,
+    PASSAGE,
+    QUESTION,
+    Dense,
+    EntryList,
+    IndexedEntry,
+    Segment,
+    kind_column,
+    lang_code,
+)
 
-QUESTION, PASSAGE, ANSWER = 0, 1, 2  # columns of a per-entry score matrix
-KINDS = 3
+__all__ = [
+    "ANSWER",
+    "EMPTY",
+    "KINDS",
+    "PASSAGE",
+    "QUESTION",
+    "Evidence",
+    "Grouping",
+    "IndexedEntry",
+    "KnowledgeIndex",
+    "kind_column",
+]
+
 EMPTY = -1.0  # the score of an entry with no unit of a kind (below any cosine or BM25)
-
-
-def kind_column(kind: str) -> int:
-    """Questions and aliases are question-like; then answer paragraphs and whole answers."""
-    return {"passage": PASSAGE, "answer": ANSWER}.get(kind, QUESTION)
-
-
-@dataclass(frozen=True)
-class IndexedEntry:
-    id: int
-    slug: str
-    course: str
-    question: dict[str, str]
-    content_hash: str  # of the entry's content when the index was loaded
-
+ANN_UNITS = 256  # nearest units taken from the graph per question
+LEXICAL_UNITS = 256  # best BM25 units taken per corpus per question
+LANG_SAMPLE = 8192  # rows whose scores stand for all in the cross-lingual rescaling
+SUBSET_MAX_ENTRIES = 20_000  # a course this small is scored entry by entry, exactly
 
 # Segments of at most this many units take their max as SHORT gathers (one per
 # position, the last unit repeated): at 10k entries that is ten times faster than
@@ -76,12 +96,18 @@ class Grouping:
 
     @classmethod
     def of(cls, segment: np.ndarray) -> tuple[Grouping, np.ndarray]:
+        """Of codes in any order; also the order that sorts the units."""
         order = np.argsort(segment, kind="stable")
-        segment = segment[order]
+        return cls.sorted(segment[order]), order
+
+    @classmethod
+    def sorted(cls, segment: np.ndarray) -> Grouping:
+        """Of codes already in ascending order."""
+        segment = np.asarray(segment, dtype=np.int64)
         starts = (
             np.flatnonzero(np.r_[True, segment[1:] != segment[:-1]]) if len(segment) else segment
         )
-        return cls(segment, starts), order
+        return cls(segment, starts)
 
     @property
     def units(self) -> int:
@@ -101,183 +127,365 @@ class Grouping:
                 )
         return scores.reshape(n_entries, KINDS)
 
-    def counts(self, n_entries: int) -> np.ndarray:
-        """(n_entries, KINDS): how many units each entry has of each kind."""
-        return np.bincount(self.segment, minlength=n_entries * KINDS).reshape(n_entries, KINDS)
-
 
 @dataclass
-class KnowledgeIndex:
-    version: int
-    entries: list[IndexedEntry]
-    vectors: dict[str, Int8Rows]  # model -> its unit vectors, in grouping order
-    groupings: dict[str, Grouping]  # model -> grouping of its rows
-    lexical: Lexical
-    unit_langs: dict[str, np.ndarray]  # model -> language of each of its rows
-    _lang_masks: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
-    _lang_rows: dict[tuple[str, str], tuple[np.ndarray, np.ndarray]] = field(
-        default_factory=dict, repr=False
-    )
+class Evidence:
+    """One question's scores for the entries at ``positions`` (ascending index positions)."""
 
-    @classmethod
-    def load(cls, session: Session, models: tuple[str, ...], version: int) -> KnowledgeIndex:
-        rows = session.execute(
-            select(Entry.id, Entry.slug, Course.code, Entry.question, Entry.content_hash)
-            .join(Course)
-            .where(Entry.deleted_at.is_(None))
-            .order_by(Entry.id)
-        ).all()
-        entries = [IndexedEntry(*r) for r in rows]
-        position = {e.id: i for i, e in enumerate(entries)}
+    positions: np.ndarray
+    dense: dict[str, np.ndarray]  # model -> (entries, KINDS)
+    lexical: np.ndarray  # (entries, KINDS)
+    coverage: np.ndarray  # (entries,)
+    question_units: np.ndarray
+    answer_terms: np.ndarray
+    in_language: np.ndarray  # (entries,) bool
 
-        units = session.execute(
-            select(IndexUnit.entry_id, IndexUnit.kind, IndexUnit.terms).order_by(IndexUnit.id)
-        ).all()
-        units = [u for u in units if u[0] in position]
-        lexical = Lexical.build(units, position, len(entries))
 
-        vectors: dict[str, Int8Rows] = {}
-        langs: dict[str, np.ndarray] = {}
-        groupings: dict[str, Grouping] = {}
-        for model in models:
-            # Question-like units may have their vectors under another name (as questions).
-            stored_as = case(
-                (IndexUnit.kind.in_(QUESTION_KINDS), vector_name(model, "question")),
-                else_=vector_name(model, "passage"),
+def _unit_ranges(entry_start: np.ndarray, positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(unit rows of the entries at ``positions``, each row's index into ``positions``)."""
+    starts = np.asarray(entry_start[positions], dtype=np.int64)
+    lengths = np.asarray(entry_start[positions + 1], dtype=np.int64) - starts
+    owner = np.repeat(np.arange(len(positions)), lengths)
+    offsets = np.r_[0, np.cumsum(lengths)[:-1]]
+    rows = np.arange(int(lengths.sum()), dtype=np.int64) - offsets[owner] + starts[owner]
+    return rows, owner
+
+
+def _quantized(query: np.ndarray) -> tuple[np.ndarray, float]:
+    """The question as ``Int8Rows`` quantises it: float32 integers and their step.
+
+    Integer dot products of 384 int8 values stay below 2^24, so float32 computes them
+    exactly: a row scored here equals the same row scored by the int8 product."""
+    step = float(np.abs(query).max()) / 127.0 or 1.0
+    return np.round(query / step).astype(np.float32), step
+
+
+@dataclass(eq=False)
+class Base:
+    """A base segment and what is derived from it once: it outlives many catch-ups."""
+
+    segment: Segment
+    epoch: str
+    version: int  # the knowledge version it holds every entry at
+    ann: dict[str, Ann] = field(default_factory=dict)  # model -> graph of its rows
+    source: str = "database"  # or "snapshot"
+    threads: int = 0  # per int8 product (0: EMBED_THREADS, else every core)
+    _cache: dict[object, object] = field(default_factory=dict, repr=False)
+
+    def exact(self, model: str) -> Int8Rows:
+        """Every row of ``model``, packed for one int8 product per question."""
+        key = ("exact", model)
+        if key not in self._cache:
+            d = self.segment.dense[model]
+            self._cache[key] = Int8Rows.from_quantized(
+                np.asarray(d.rows), np.asarray(d.scale), self.threads or inference_threads()
             )
-            rows_m = session.execute(
-                select(IndexUnit.entry_id, IndexUnit.kind, Embedding.vector, IndexUnit.lang)
-                .join(
-                    Embedding,
-                    (Embedding.text_hash == IndexUnit.text_hash) & (Embedding.model == stored_as),
-                )
-                .order_by(IndexUnit.id)
-            ).all()
-            rows_m = [r for r in rows_m if r[0] in position]
-            groupings[model], order_m = Grouping.of(_segments(rows_m, position))
-            if rows_m:
-                matrix = np.frombuffer(b"".join(r[2] for r in rows_m), dtype="<f4")
-                matrix = matrix.reshape(len(rows_m), -1)[order_m]
-            else:
-                matrix = np.zeros((0, 1), dtype=np.float32)
-            vectors[model] = Int8Rows(matrix, inference_threads())
-            langs[model] = np.array([rows_m[i][3] for i in order_m], dtype="<U2")
-        return cls(version, entries, vectors, groupings, lexical, langs)
+        return self._cache[key]  # type: ignore[return-value]
+
+    def grouping(self, what: str) -> Grouping:
+        """Of the lexical units (``"lexical"``) or of a model's rows."""
+        key = ("grouping", what)
+        if key not in self._cache:
+            codes = (
+                self.segment.lexical.codes if what == "lexical" else self.segment.dense[what].codes
+            )
+            self._cache[key] = Grouping.sorted(np.asarray(codes))
+        return self._cache[key]  # type: ignore[return-value]
+
+    def sample(self, model: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """A fixed random sample of ``model``'s rows: int8 values as float32, scales and
+        languages (scored as every row is, so that a sample of all rows is all rows)."""
+        key = ("sample", model)
+        if key not in self._cache:
+            d = self.segment.dense[model]
+            rng = np.random.default_rng(0)
+            picked = np.sort(
+                rng.choice(len(d.codes), min(LANG_SAMPLE, len(d.codes)), replace=False)
+            )
+            self._cache[key] = (
+                np.asarray(d.rows[picked], dtype=np.float32),
+                np.asarray(d.scale[picked]),
+                np.asarray(d.langs[picked]),
+            )
+        return self._cache[key]  # type: ignore[return-value]
+
+    def removed_units(self, removed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Docs of the two BM25 corpora that belong to ``removed`` entries."""
+        lex = self.segment.lexical
+        if "answer_owner" not in self._cache:
+            self._cache["answer_owner"] = np.asarray(lex.codes[lex.answer_rows]) // KINDS
+        if not removed.any():
+            empty = np.zeros(0, dtype=np.int64)
+            return empty, empty
+        answer_owner: np.ndarray = self._cache["answer_owner"]  # type: ignore[assignment]
+        return (
+            np.flatnonzero(removed[np.asarray(lex.unit_owner)]),
+            np.flatnonzero(removed[answer_owner]),
+        )
+
+
+class KnowledgeIndex:
+    """The live entries: a base's (minus those changed since) and a delta segment's.
+
+    Positions: the base's entries first, then the delta's."""
+
+    def __init__(self, base: Base, version: int, delta: Segment, removed: np.ndarray) -> None:
+        self.base, self.version, self.delta, self.removed = base, version, delta, removed
+        self.epoch = base.epoch
+        segment = base.segment
+        nb = len(segment)
+        self.entries = EntryList([segment, delta])
+        self._live_mask = np.r_[~removed, np.ones(len(delta), dtype=bool)]
+        self.live = np.flatnonzero(self._live_mask)
+        self.question_units = np.r_[segment.question_units, delta.question_units]
+        self.answer_terms = np.r_[segment.answer_terms, delta.answer_terms]
+        removed_docs, removed_answers = base.removed_units(removed)
+        self.unit_stats = CorpusStats.of(segment.lexical.units, removed_docs, delta.lexical.units)
+        self.answer_stats = CorpusStats.of(
+            segment.lexical.answers, removed_answers, delta.lexical.answers
+        )
+        self._delta_grouping = Grouping.sorted(delta.lexical.codes)
+        self._lang_masks: dict[str, np.ndarray] = {}
+        self._live_row_masks: dict[str, np.ndarray] = {}
+        self._nb = nb
+
+    # -- what is held ----------------------------------------------------------
+    @property
+    def models(self) -> tuple[str, ...]:
+        return tuple(self.base.segment.dense)
+
+    @property
+    def size(self) -> int:
+        """Live entries."""
+        return len(self.live)
+
+    @property
+    def uses_ann(self) -> bool:
+        return bool(self.base.ann)
 
     @property
     def missing_vectors(self) -> dict[str, int]:
-        """Model -> units with no stored vector (scored as absent until `kb import`)."""
-        units = self.lexical.grouping.units
-        return {m: n for m, g in self.groupings.items() if (n := units - g.units)}
+        """Model -> live units with no stored vector (scored as absent until `kb import`)."""
+        segment = self.base.segment
+        units = self._live_units(segment.lexical.codes, self.delta.lexical.codes)
+        out = {}
+        for model, d in segment.dense.items():
+            n = units - self._live_units(d.codes, self.delta.dense[model].codes)
+            if n:
+                out[model] = n
+        return out
+
+    def _live_units(self, base_codes: np.ndarray, delta_codes: np.ndarray) -> int:
+        return int((~self.removed[np.asarray(base_codes) // KINDS]).sum()) + len(delta_codes)
 
     def has_lang(self, lang: str) -> np.ndarray:
-        """Mask of entries written in ``lang`` (cached per language)."""
+        """(positions,) mask of entries written in ``lang`` (cached per language)."""
         if lang not in self._lang_masks:
-            self._lang_masks[lang] = np.array(
-                [lang in e.question for e in self.entries], dtype=bool
-            )
+            self._lang_masks[lang] = np.r_[
+                self.base.segment.has_lang(lang), self.delta.has_lang(lang)
+            ]
         return self._lang_masks[lang]
 
-    def dense_scores(self, model: str, query: np.ndarray, lang: str) -> np.ndarray:
-        """(entries, KINDS): best cosine per entry and unit kind under ``model``, for a
-        question in ``lang``.
+    def in_course(self, course: str) -> np.ndarray:
+        return np.r_[self.base.segment.in_course(course), self.delta.in_course(course)]
+
+    # -- scoring ---------------------------------------------------------------
+    def evidence(
+        self,
+        terms: list[str],
+        queries: dict[str, np.ndarray],
+        lang: str,
+        course: str | None = None,
+    ) -> Evidence:
+        """Scores of the live entries (of ``course``) for a question: all of them, or on a
+        large base, those the graph and BM25 put forward."""
+        allowed = self._live_mask if course is None else self._live_mask & self.in_course(course)
+        lexical = self._lexical_doc_scores(terms)
+        whole = not self.uses_ann
+        if whole or (course is not None and int(allowed.sum()) <= SUBSET_MAX_ENTRIES):
+            positions = np.flatnonzero(allowed)
+        else:
+            positions = self._candidates(queries, lexical[0], allowed)
+        dense = {m: self._dense_scores(m, q, lang, positions) for m, q in queries.items()}
+        return Evidence(
+            positions=positions,
+            dense=dense,
+            lexical=self._lexical_scores(lexical, positions, whole),
+            coverage=self._coverage(terms)[positions],
+            question_units=self.question_units[positions],
+            answer_terms=self.answer_terms[positions],
+            in_language=self.has_lang(lang)[positions],
+        )
+
+    def _candidates(
+        self,
+        queries: dict[str, np.ndarray],
+        base_lexical: tuple[np.ndarray, np.ndarray],
+        allowed: np.ndarray,
+    ) -> np.ndarray:
+        """The delta's entries, and the base entries of the best units by BM25 (in each
+        corpus) and by each graph."""
+        segment = self.base.segment
+        found = [self._nb + np.arange(len(self.delta))]
+        lex = segment.lexical
+        for scores, rows in ((base_lexical[0], lex.unit_rows), (base_lexical[1], lex.answer_rows)):
+            hits = np.flatnonzero(scores)
+            if len(hits) > LEXICAL_UNITS:
+                hits = hits[np.argpartition(-scores[hits], LEXICAL_UNITS - 1)[:LEXICAL_UNITS]]
+            found.append(np.asarray(lex.codes[np.asarray(rows)[hits]]) // KINDS)
+        # A course filter thins the graph's hits: ask for more in proportion.
+        share = max(int(allowed.sum()) / max(len(allowed), 1), 1e-6)
+        k = int(min(ANN_UNITS / share, 64 * ANN_UNITS))
+        for model, query in queries.items():
+            graph = self.base.ann.get(model)
+            if graph is not None:
+                rows = graph.search(query, k)
+                found.append(np.asarray(segment.dense[model].codes[rows]) // KINDS)
+        positions = np.unique(np.concatenate(found))
+        return positions[allowed[positions]]
+
+    def _dense_scores(
+        self, model: str, query: np.ndarray, lang: str, positions: np.ndarray
+    ) -> np.ndarray:
+        """(positions, KINDS): best cosine per entry and unit kind, for a question in ``lang``.
 
         A multilingual encoder still scores a question higher against unrelated text in
         its own language than against the right answer in the other: on the evaluation
         set, an entry written only in the other language ranked first by cosine for 17 %
         of its questions. So the cosines with units in the other language are put on the
         scale of those in the question's language (the same mean and spread for this
-        question), which keeps the scale the calibration knows (65 % then).
+        question, over every row or, with a graph, a fixed sample of base rows), which
+        keeps the scale the calibration knows (65 % then).
         """
-        scores = self.vectors[model].scores(query)
-        same, other = self._rows_by_language(model, lang)
-        if len(same) > 1 and len(other) > 1:
-            own, across = scores[same], scores[other]
-            scale = own.std() / (across.std() + 1e-6)
-            scores[other] = (across - across.mean()) * scale + own.mean()
-        return self.groupings[model].best(scores, len(self.entries))
+        base, delta = self.base.segment.dense[model], self.delta.dense[model]
+        q, step = _quantized(query)
+        own = lang_code(lang)
+        nb, nd = self._nb, len(self.delta)
+        if not self.uses_ann:  # every row, then the chosen entries
+            base_scores = (
+                self.base.exact(model).scores(query) if len(base.codes) else np.zeros(0, np.float32)
+            )
+            scores = np.r_[base_scores, _rows_scores(delta, np.arange(len(delta.codes)), q, step)]
+            same = np.r_[np.asarray(base.langs), np.asarray(delta.langs)] == own
+            live = self._live_rows(model)
+            _rescale(scores, scores[same & live], scores[~same & live], ~same)
+            nbu = len(base_scores)
+            full = np.r_[
+                self.base.grouping(model).best(scores[:nbu], nb),
+                Grouping.sorted(delta.codes).best(scores[nbu:], nd),
+            ]
+            return full[positions]
+        # Entry by entry: only the units of the chosen entries.
+        sample_rows, sample_scale, sample_langs = self.base.sample(model)
+        sample = (sample_rows @ q) * sample_scale * np.float32(step)
+        sample_same = sample_langs == own
+        out = np.full((len(positions), KINDS), EMPTY, dtype=np.float32)
+        in_base = positions < nb
+        for dense, where, local in (
+            (base, np.flatnonzero(in_base), positions[in_base]),
+            (delta, np.flatnonzero(~in_base), positions[~in_base] - nb),
+        ):
+            if not len(local) or not len(dense.codes):
+                continue
+            rows, owner = _unit_ranges(dense.entry_start, local)
+            scores = _rows_scores(dense, rows, q, step)
+            _rescale(
+                scores,
+                sample[sample_same],
+                sample[~sample_same],
+                np.asarray(dense.langs[rows]) != own,
+            )
+            kinds = np.asarray(dense.codes[rows]) % KINDS
+            out[where] = Grouping.sorted(owner * KINDS + kinds).best(scores, len(local))
+        return out
 
-    def _rows_by_language(self, model: str, lang: str) -> tuple[np.ndarray, np.ndarray]:
-        """Rows of ``model``'s units in ``lang``, and the others (cached)."""
-        key = (model, lang)
-        if key not in self._lang_rows:
-            same = self.unit_langs[model] == lang
-            self._lang_rows[key] = (np.flatnonzero(same), np.flatnonzero(~same))
-        return self._lang_rows[key]
+    def _live_rows(self, model: str) -> np.ndarray:
+        """(base rows + delta rows,) mask of the rows of live entries (cached)."""
+        if model not in self._live_row_masks:
+            codes = np.asarray(self.base.segment.dense[model].codes)
+            self._live_row_masks[model] = np.r_[
+                ~self.removed[codes // KINDS], np.ones(len(self.delta.dense[model].codes), bool)
+            ]
+        return self._live_row_masks[model]
 
-    def lexical_scores(self, terms: list[str]) -> np.ndarray:
-        """(entries, KINDS): best normalised BM25 per entry and unit kind."""
-        return self.lexical.scores(terms)
+    def _lexical_doc_scores(self, terms: list[str]) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Normalised BM25 of every doc of both corpora, for the base and the delta."""
+        return [
+            (
+                bm25(segment.lexical.units, self.unit_stats, terms),
+                bm25(segment.lexical.answers, self.answer_stats, terms),
+            )
+            for segment in (self.base.segment, self.delta)
+        ]
 
+    def _lexical_scores(
+        self, docs: list[tuple[np.ndarray, np.ndarray]], positions: np.ndarray, whole: bool
+    ) -> np.ndarray:
+        """(positions, KINDS): best normalised BM25 per entry and unit kind."""
+        nb = self._nb
+        parts = (self.base.segment, self.delta)
+        if whole:
+            full = []
+            for part, (segment, grouping) in enumerate(
+                zip(parts, (self.base.grouping("lexical"), self._delta_grouping), strict=True)
+            ):
+                lex = segment.lexical
+                units = np.zeros(len(lex.codes), dtype=np.float32)
+                units[np.asarray(lex.unit_rows)] = docs[part][0]
+                units[np.asarray(lex.answer_rows)] = docs[part][1]
+                full.append(grouping.best(units, len(segment)))
+            return np.r_[full[0], full[1]][positions]
+        out = np.full((len(positions), KINDS), EMPTY, dtype=np.float32)
+        in_base = positions < nb
+        for part, where, local in (
+            (0, np.flatnonzero(in_base), positions[in_base]),
+            (1, np.flatnonzero(~in_base), positions[~in_base] - nb),
+        ):
+            if not len(local):
+                continue
+            lex = parts[part].lexical
+            rows, owner = _unit_ranges(lex.entry_start, local)
+            kinds = np.asarray(lex.codes[rows]) % KINDS
+            # A unit's doc in its corpus: whole answers in one, the other kinds in the other.
+            answer = kinds == ANSWER
+            scores = np.empty(len(rows), dtype=np.float32)
+            scores[~answer] = docs[part][0][np.searchsorted(lex.unit_rows, rows[~answer])]
+            scores[answer] = docs[part][1][np.searchsorted(lex.answer_rows, rows[answer])]
+            out[where] = Grouping.sorted(owner * KINDS + kinds).best(scores, len(local))
+        return out
 
-@dataclass
-class Lexical:
-    """BM25 over units (whole answers in a corpus of their own) and per-entry term coverage."""
-
-    grouping: Grouping
-    units: BM25  # question-like units and answer paragraphs
-    answers: BM25  # whole answers
-    unit_rows: np.ndarray  # where each of ``units``' documents sits in grouping order
-    answer_rows: np.ndarray  # likewise for ``answers``
-    entries_with: dict[str, np.ndarray]  # term -> positions of the entries that use it
-    question_units: np.ndarray  # (entries,) question-like units per entry
-    answer_terms: np.ndarray  # (entries,) terms in the entry's whole answer (mean over languages)
-    n_entries: int
-
-    @classmethod
-    def build(cls, units: list, position: dict[int, int], n_entries: int) -> Lexical:
-        """From (entry_id, kind, terms) rows of live entries."""
-        grouping, order = Grouping.of(_segments(units, position))
-        docs = [units[i][2].split() for i in order]
-        is_answer = np.array([units[i][1] == "answer" for i in order], dtype=bool)
-        unit_rows, answer_rows = np.flatnonzero(~is_answer), np.flatnonzero(is_answer)
-        unit_bm25 = BM25([docs[i] for i in unit_rows])
-        # An answer's terms are its paragraphs' terms: the units corpus has every term.
-        owner = (grouping.segment // KINDS)[unit_rows]
-        entries_with = {t: np.unique(owner[ids]) for t, (ids, _) in unit_bm25.postings.items()}
-        answer_owner = (grouping.segment // KINDS)[answer_rows]
-        answers = np.bincount(answer_owner, minlength=n_entries)
-        answer_terms = np.bincount(
-            answer_owner, weights=[len(docs[i]) for i in answer_rows], minlength=n_entries
-        ) / np.maximum(answers, 1)
-        return cls(
-            grouping,
-            unit_bm25,
-            BM25([docs[i] for i in answer_rows]),
-            unit_rows,
-            answer_rows,
-            entries_with,
-            grouping.counts(n_entries)[:, QUESTION],
-            answer_terms,
-            n_entries,
-        )
-
-    def scores(self, terms: list[str]) -> np.ndarray:
-        """(entries, KINDS): best normalised BM25 per entry and unit kind."""
-        unit_scores = np.zeros(self.grouping.units, dtype=np.float32)
-        unit_scores[self.unit_rows] = self.units.scores(terms)
-        unit_scores[self.answer_rows] = self.answers.scores(terms)
-        return self.grouping.best(unit_scores, self.n_entries)
-
-    def coverage(self, terms: list[str]) -> np.ndarray:
-        """(entries,): the share of the question's term weight (IDF) each entry's text uses.
+    def _coverage(self, terms: list[str]) -> np.ndarray:
+        """(positions,): the share of the question's term weight (IDF) each entry's text uses.
 
         A paraphrase uses the entry's own words or common ones; a question about a
         neighbouring mechanism names something (spectral norm, KV cache) the entry never
         mentions, which costs that term's high IDF.
         """
-        covered = np.zeros(self.n_entries, dtype=np.float32)
+        nb = self._nb
+        covered = np.zeros(nb + len(self.delta), dtype=np.float32)
         total = 0.0
         for term in set(terms):
-            weight = self.units.idf.get(term, self.units.default_idf)
+            weight = self.unit_stats.idf(term)
             total += weight
-            if term in self.entries_with:
-                covered[self.entries_with[term]] += weight
+            for offset, segment in ((0, self.base.segment), (nb, self.delta)):
+                found = segment.lexical.units.postings(term)
+                if found is not None:
+                    # a repeated position is added once: each entry counts a term once
+                    owners = np.asarray(segment.lexical.unit_owner[np.asarray(found[0])])
+                    covered[offset + owners] += weight
         return covered / total if total else covered
 
 
-def _segments(rows: list, position: dict[int, int]) -> np.ndarray:
-    """Entry position * KINDS + kind column for rows starting (entry_id, kind, ...)."""
-    return np.fromiter(
-        (position[r[0]] * KINDS + kind_column(r[1]) for r in rows), dtype=np.int64, count=len(rows)
-    )
+def _rows_scores(dense: Dense, rows: np.ndarray, q: np.ndarray, step: float) -> np.ndarray:
+    if not len(rows):
+        return np.zeros(0, dtype=np.float32)
+    dots = np.asarray(dense.rows[rows], dtype=np.float32) @ q
+    return dots * np.asarray(dense.scale[rows]) * np.float32(step)
+
+
+def _rescale(scores: np.ndarray, own: np.ndarray, across: np.ndarray, other: np.ndarray) -> None:
+    """Put ``scores[other]`` on the mean and spread ``own`` has (``across``: the scores
+    of other-language rows the spread is measured on), in place."""
+    if len(own) > 1 and len(across) > 1:
+        scale = own.std() / (across.std() + 1e-6)
+        scores[other] = (scores[other] - across.mean()) * scale + own.mean()

@@ -10,7 +10,8 @@ import math
 import re
 import threading
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -103,56 +104,146 @@ def tokens(text: str) -> list[str]:
     return out
 
 
-class BM25:
-    """Okapi BM25 over short units; scores normalised to [0, 1] per query.
+K1, B = 1.2, 0.5  # BM25's term-frequency saturation and length normalisation
 
-    The normalised score is the BM25 score divided by the query's best possible score
-    (every query term matched), so 1.0 means every informative query term was found.
-    Built with array operations: an index of 100k entries has millions of term
-    occurrences, and every process builds its index at start and after each change.
+
+@dataclass
+class Postings:
+    """One BM25 corpus as flat arrays: per-term postings and per-doc term ids.
+
+    Arrays, not dicts of lists, so that an index of 100k entries (millions of term
+    occurrences) builds with array operations and maps from a snapshot file without
+    being read. ``tokens`` (each doc's term ids) is what a removed doc takes out of the
+    corpus statistics when the index is caught up entry by entry.
     """
 
-    def __init__(self, docs: Sequence[list[str]], k1: float = 1.2, b: float = 0.5) -> None:
-        self.k1, self.b = k1, b
-        self.n = len(docs)
-        lengths = np.fromiter((len(d) for d in docs), dtype=np.int64, count=self.n)
-        self.lengths = lengths.astype(np.float32)
-        self.avg = float(self.lengths.mean()) if self.n and lengths.sum() else 1.0
-        self._norm = k1 * (1 - b + b * self.lengths / self.avg)
-        vocab: dict[str, int] = {}
-        term_ids = np.fromiter(
-            (vocab.setdefault(t, len(vocab)) for doc in docs for t in doc),
-            dtype=np.int64,
-            count=int(lengths.sum()),
-        )
-        doc_ids = np.repeat(np.arange(self.n, dtype=np.int64), lengths)
-        # One (term, doc) pair per distinct term of a doc, sorted by term: its postings.
-        pairs, tf = np.unique(term_ids * max(self.n, 1) + doc_ids, return_counts=True)
-        pair_terms, pair_docs = np.divmod(pairs, max(self.n, 1))
-        bounds = np.flatnonzero(np.r_[True, pair_terms[1:] != pair_terms[:-1], True])
-        if not len(pairs):
-            bounds = bounds[:1]
-        df = np.diff(bounds)
-        names = list(vocab)
-        tf32 = tf.astype(np.float32)
-        self.postings: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-        self.idf: dict[str, float] = {}
-        for k in range(len(bounds) - 1):
-            lo, hi = int(bounds[k]), int(bounds[k + 1])
-            term = names[int(pair_terms[lo])]
-            self.postings[term] = (pair_docs[lo:hi], tf32[lo:hi])
-            self.idf[term] = math.log(1 + (self.n - int(df[k]) + 0.5) / (int(df[k]) + 0.5))
-        self.default_idf = math.log(1 + (self.n + 0.5) / 0.5)  # for terms seen nowhere
+    terms: list[str]  # term id -> term
+    start: np.ndarray  # (terms + 1,) int64: term t's postings are [start[t], start[t+1])
+    docs: np.ndarray  # int32 doc of each posting, ascending within a term
+    tf: np.ndarray  # float32 term frequency of each posting
+    lengths: np.ndarray  # (docs,) float32 terms per doc
+    token_start: np.ndarray  # (docs + 1,) int64
+    tokens: np.ndarray  # int32 term ids of each doc, in order
+    vocab: dict[str, int] = field(init=False, repr=False)
 
-    def scores(self, query: list[str]) -> np.ndarray:
-        out = np.zeros(self.n, dtype=np.float32)
-        terms = Counter(query)
-        if not terms or not self.n:
-            return out
-        best = sum(self.idf.get(t, self.default_idf) for t in terms)
-        for term in terms:
-            if term not in self.postings:
-                continue
-            ids, tf = self.postings[term]
-            out[ids] += self.idf[term] * tf / (tf + self._norm[ids])
-        return out / best
+    def __post_init__(self) -> None:
+        self.vocab = {t: i for i, t in enumerate(self.terms)}
+
+    @classmethod
+    def build(cls, docs: Iterable[list[str]]) -> Postings:
+        vocab: dict[str, int] = {}
+        ids: list[int] = []
+        lengths: list[int] = []
+        for doc in docs:
+            ids.extend(vocab.setdefault(t, len(vocab)) for t in doc)
+            lengths.append(len(doc))
+        return cls.from_ids(
+            list(vocab), np.array(ids, dtype=np.int32), np.array(lengths, dtype=np.int64)
+        )
+
+    @classmethod
+    def from_ids(cls, terms: list[str], tokens: np.ndarray, lengths: np.ndarray) -> Postings:
+        n = len(lengths)
+        token_start = np.r_[0, np.cumsum(lengths)].astype(np.int64)
+        lengths = np.asarray(lengths, dtype=np.int64)
+        doc_ids = np.repeat(np.arange(n, dtype=np.int64), lengths)
+        # One (term, doc) pair per distinct term of a doc, sorted by term: its postings.
+        pairs, tf = np.unique(tokens.astype(np.int64) * max(n, 1) + doc_ids, return_counts=True)
+        pair_terms, pair_docs = np.divmod(pairs, max(n, 1))
+        start = np.searchsorted(pair_terms, np.arange(len(terms) + 1)).astype(np.int64)
+        return cls(
+            terms,
+            start,
+            pair_docs.astype(np.int32),
+            tf.astype(np.float32),
+            np.asarray(lengths, dtype=np.float32),
+            token_start,
+            tokens.astype(np.int32),
+        )
+
+    @property
+    def n(self) -> int:
+        return len(self.lengths)
+
+    def df(self, term: str) -> int:
+        t = self.vocab.get(term)
+        return 0 if t is None else int(self.start[t + 1] - self.start[t])
+
+    def postings(self, term: str) -> tuple[np.ndarray, np.ndarray] | None:
+        t = self.vocab.get(term)
+        if t is None:
+            return None
+        lo, hi = int(self.start[t]), int(self.start[t + 1])
+        return self.docs[lo:hi], self.tf[lo:hi]
+
+    def doc_terms(self, docs: np.ndarray) -> Counter[str]:
+        """How many of ``docs`` use each term (their document frequencies)."""
+        out: Counter[str] = Counter()
+        for d in docs:
+            ids = np.unique(self.tokens[self.token_start[d] : self.token_start[d + 1]])
+            out.update(self.terms[int(t)] for t in ids)
+        return out
+
+
+@dataclass
+class CorpusStats:
+    """BM25 statistics of a corpus held in several parts: a base (minus its removed
+    docs) and the docs added since. Scores then equal those of one corpus of the live
+    docs, without rebuilding the base."""
+
+    n: int
+    total_length: float
+    df_change: dict[str, int]  # term -> docs added using it minus removed ones using it
+    base: Postings
+
+    @classmethod
+    def of(
+        cls, base: Postings, removed: np.ndarray | None = None, added: Postings | None = None
+    ) -> CorpusStats:
+        n, total = base.n, float(base.lengths.sum())
+        change: Counter[str] = Counter()
+        if removed is not None and len(removed):
+            n -= len(removed)
+            total -= float(base.lengths[removed].sum())
+            change.subtract(base.doc_terms(removed))
+        if added is not None and added.n:
+            n += added.n
+            total += float(added.lengths.sum())
+            change.update({t: added.df(t) for t in added.terms})
+        return cls(n, total, {t: c for t, c in change.items() if c}, base)
+
+    @property
+    def avg_length(self) -> float:
+        return self.total_length / self.n if self.n and self.total_length > 0 else 1.0
+
+    def idf(self, term: str) -> float:
+        df = self.base.df(term) + self.df_change.get(term, 0)
+        if df <= 0:
+            return self.default_idf
+        return math.log(1 + (self.n - df + 0.5) / (df + 0.5))
+
+    @property
+    def default_idf(self) -> float:
+        """For terms seen nowhere."""
+        return math.log(1 + (self.n + 0.5) / 0.5)
+
+
+def bm25(postings: Postings, stats: CorpusStats, query: list[str]) -> np.ndarray:
+    """Okapi BM25 of every doc of ``postings`` under the whole corpus's ``stats``,
+    normalised to [0, 1]: divided by the query's best possible score (every distinct
+    query term matched), so 1.0 means every informative query term was found."""
+    out = np.zeros(postings.n, dtype=np.float32)
+    terms = set(query)
+    if not terms or not postings.n:
+        return out
+    idf = {t: stats.idf(t) for t in terms}
+    best = sum(idf.values())
+    avg = stats.avg_length
+    for term in terms:
+        found = postings.postings(term)
+        if found is None:
+            continue
+        ids, tf = found
+        norm = K1 * (1 - B + B * postings.lengths[ids] / avg)
+        out[ids] += idf[term] * tf / (tf + norm)
+    return out / best

@@ -38,6 +38,13 @@ class Settings(BaseSettings):
     EMBED_THREADS: int = Field(default=0, ge=0, le=256)
     MODEL_CACHE_DIR: Path | None = None
     XDG_CACHE_HOME: Path | None = None  # the user's cache folder, when no MODEL_CACHE_DIR
+    # The index: where snapshots are kept (empty: the instance folder's
+    # index-snapshots), the sizes above which they are written and a graph finds the
+    # candidates, and how many changed entries are caught up before the base is rebuilt.
+    INDEX_SNAPSHOT_DIR: Path | None = None
+    INDEX_SNAPSHOT_MIN_UNITS: int = Field(default=30_000, ge=0)
+    INDEX_ANN_MIN_UNITS: int = Field(default=150_000, ge=1)
+    INDEX_DELTA_MAX: int = Field(default=2_000, ge=1)
     # Knowledge base upgrades: delete vectors of models no longer used.
     DROP_OLD_VECTORS: bool = False
     # API: reads need a token too; rate limits per client address / per token.

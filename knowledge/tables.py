@@ -76,6 +76,9 @@ class Entry(Base):
     deleted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # The knowledge-base version of the entry's last change: what a process must reload
+    # to catch its index up from an older version (``knowledge.index``).
+    changed_in: Mapped[int] = mapped_column(Integer, default=0, server_default="0", index=True)
 
     __mapper_args__ = {"version_id_col": version}
 
@@ -188,6 +191,9 @@ class Embedding(Base):
 class KbState(Base):
     """One row; ``version`` grows on every knowledge change so processes know to refresh.
 
+    ``epoch`` changes with every change that is not one entry's (a reindex, new vectors,
+    a restore): an index built at another epoch cannot be caught up entry by entry.
+
     ``units_format`` is the format every stored index unit was built with: units older
     than ``knowledge.entry_store.UNITS_FORMAT`` are rebuilt by ``kb import`` and ``kb reindex``.
     """
@@ -198,6 +204,7 @@ class KbState(Base):
     version: Mapped[int] = mapped_column(Integer, default=0)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     units_format: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    epoch: Mapped[str] = mapped_column(String(32), default="", server_default="")
 
 
 class AskLog(Base):

@@ -14,7 +14,7 @@ from flask import Flask
 from flask.cli import AppGroup
 from sqlalchemy.orm import Session
 
-from knowledge import accounts, entry_store, importer, migrate, queue_groups
+from knowledge import accounts, entry_store, importer, index_sync, migrate, queue_groups
 from knowledge.db import transaction
 from knowledge.embedders import vector_names
 from knowledge.entry_store import (
@@ -30,7 +30,7 @@ from runners import registry
 from service.extensions import core
 
 db_cli = AppGroup("db", help="Database schema.")
-kb_cli = AppGroup("kb", help="Knowledge base: import, export, reindex.")
+kb_cli = AppGroup("kb", help="Knowledge base: import, export, reindex, snapshot.")
 
 
 @db_cli.command("upgrade")
@@ -193,6 +193,28 @@ def kb_reindex(drop_old_vectors: bool) -> None:
     click.echo(
         f"reindexed {stats['entries']} entries, {stats['units']} units, "
         f"{stats['embedded']} new embeddings{note} ({time.monotonic() - started:.1f} s)"
+    )
+
+
+@kb_cli.command("snapshot")
+def kb_snapshot() -> None:
+    """Write the index snapshot the web processes map at start (with its graph when the
+    index is large): run after a deploy or a large import, so no web process reads the
+    whole index from the database."""
+    retriever = core().retriever
+    options = retriever.options
+    if options.snapshot_dir is None:
+        raise click.ClickException("no INDEX_SNAPSHOT_DIR is set")
+    started = time.monotonic()
+
+    def say(message: str) -> None:
+        click.echo(f"[{time.monotonic() - started:6.1f} s] {message}", err=True)
+
+    path = index_sync.build_snapshot(core().sessions, retriever.models, options, say)
+    size = sum(f.stat().st_size for f in path.iterdir()) / 1e6
+    click.echo(
+        f"snapshot {path.name}: {size:,.0f} MB in {options.snapshot_dir} "
+        f"({time.monotonic() - started:.1f} s)"
     )
 
 

@@ -49,4 +49,8 @@ def default_settings(instance_path: str) -> dict[str, Any]:
         "LOGIN_LIMIT_PER_ADDRESS": s.LOGIN_LIMIT_PER_ADDRESS,
         "TRUSTED_PROXY_HOPS": s.TRUSTED_PROXY_HOPS,
         "SESSION_COOKIE_SECURE": s.SESSION_COOKIE_SECURE,
+        "INDEX_SNAPSHOT_DIR": str(s.INDEX_SNAPSHOT_DIR or instance / "index-snapshots"),
+        "INDEX_SNAPSHOT_MIN_UNITS": s.INDEX_SNAPSHOT_MIN_UNITS,
+        "INDEX_ANN_MIN_UNITS": s.INDEX_ANN_MIN_UNITS,
+        "INDEX_DELTA_MAX": s.INDEX_DELTA_MAX,
     }

@@ -16,7 +16,7 @@ from knowledge.db import make_engine, make_sessionmaker, transaction
 from knowledge.embedders import E5Small
 from knowledge.entry_store import UNITS_FORMAT
 from knowledge.settings import settings
-from knowledge.tables import Embedding, Entry, EntryRevision, IndexUnit, KbState
+from knowledge.tables import Citation, Embedding, Entry, EntryRevision, IndexUnit, KbState
 
 SEED = Path(__file__).resolve().parent.parent / "knowledge" / "content"
 OLD_MODEL = "all-MiniLM-L6-v2-int8"  # the previous release's English encoder
@@ -126,3 +126,29 @@ def test_migration_marks_existing_units_for_rebuild(tmp_path: Path) -> None:
     fresh = f"sqlite:///{tmp_path / 'fresh.db'}"
     migrate.upgrade(fresh)
     assert counts(fresh)["units_format"] == UNITS_FORMAT  # nothing to rebuild
+
+
+def test_the_change_tracking_migration_keeps_every_row(db_url: str) -> None:
+    """0008 adds a column to ``entries``: rows that point at entries must all survive it
+    (a table copy on SQLite would cascade-delete them), down and up again."""
+
+    def rows(url: str) -> dict[str, int]:
+        engine = make_engine(url)
+        with make_sessionmaker(engine)() as session:
+            out = {
+                t.__tablename__: session.scalar(select(func.count()).select_from(t)) or 0
+                for t in (Entry, EntryRevision, IndexUnit, Citation)
+            }
+            out["epoch"] = len(session.scalar(select(KbState.epoch)) or "")
+        engine.dispose()
+        return out
+
+    before = rows(db_url)
+    assert min(before.values()) > 0 and before["epoch"] == 32
+    migrate.downgrade(db_url, "0007")
+    migrate.upgrade(db_url)
+    assert rows(db_url) == before
+    engine = make_engine(db_url)
+    with make_sessionmaker(engine)() as session:
+        assert session.scalar(select(func.max(Entry.changed_in))) == 0  # all in any base
+    engine.dispose()

@@ -1,0 +1,67 @@
+"""Approximate nearest units (HNSW, ``usearch``) for indexes too big to score exhaustively.
+
+Above ``Settings.INDEX_ANN_MIN_UNITS`` unit vectors, scoring every row for every
+question costs more than the rest of the pipeline (600k rows of int8 are 230 MB to read
+per question). The graph finds the best few hundred units; their entries are then
+scored exactly (``knowledge.index``). usearch was chosen over hnswlib and faiss: it
+is maintained, ships wheels for this platform, stores int8 vectors, and maps a saved
+graph from its file (``view``), so the web processes of one host share one copy.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+CONNECTIVITY = 16  # graph degree
+EXPANSION_ADD = 96  # candidates kept while inserting
+EXPANSION_SEARCH = 160  # candidates kept while searching (recall against exact search)
+BATCH = 50_000  # rows dequantised per insert call
+
+
+class Ann:
+    def __init__(self, index: Any) -> None:
+        self._index = index
+
+    @staticmethod
+    def _new(dim: int) -> Any:
+        from usearch.index import Index
+
+        return Index(
+            ndim=dim,
+            metric="cos",
+            dtype="i8",
+            connectivity=CONNECTIVITY,
+            expansion_add=EXPANSION_ADD,
+            expansion_search=EXPANSION_SEARCH,
+        )
+
+    @classmethod
+    def build(cls, rows: np.ndarray, scale: np.ndarray, threads: int = 0) -> Ann:
+        """From int8 ``rows`` with a ``scale`` each; keys are row numbers."""
+        index = cls._new(rows.shape[1])
+        for lo in range(0, len(rows), BATCH):
+            hi = min(lo + BATCH, len(rows))
+            vectors = rows[lo:hi].astype(np.float32) * scale[lo:hi, None]
+            index.add(np.arange(lo, hi, dtype=np.uint64), vectors, threads=threads)
+        return cls(index)
+
+    def save(self, path: Path) -> None:
+        self._index.save(str(path))
+
+    @classmethod
+    def open(cls, path: Path, dim: int) -> Ann:
+        """Map a saved graph read-only (pages shared between processes)."""
+        index = cls._new(dim)
+        index.view(str(path))
+        return cls(index)
+
+    def __len__(self) -> int:
+        return len(self._index)
+
+    def search(self, query: np.ndarray, k: int) -> np.ndarray:
+        """Row numbers of about the ``k`` rows nearest ``query`` (best first)."""
+        found = self._index.search(np.asarray(query, dtype=np.float32), k, threads=1)
+        return np.asarray(found.keys, dtype=np.int64)

@@ -1,0 +1,262 @@
+"""An index caught up entry by entry scores as a fresh load; snapshots; the graph path."""
+
+from __future__ import annotations
+
+import shutil
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from knowledge import importer, index, snapshot
+from knowledge.ask import Retriever
+from knowledge.db import make_engine, make_sessionmaker, transaction
+from knowledge.entry_store import (
+    delete_entry,
+    entry_data,
+    find_entry,
+    kb_epoch,
+    rebuild_units,
+    restore_entry,
+    upsert_entry,
+)
+from knowledge.index_sync import IndexOptions
+from knowledge.schema import EntryData
+from knowledge.tables import Entry
+from tests.conftest import SETUP, _pg, _pg_url
+
+ROOT = Path(__file__).resolve().parent.parent
+EVAL_ENTRIES = ROOT / "bench" / "eval" / "entries"
+QUESTIONS = [
+    "why do we divide attention logits by sqrt of the dimension?",
+    "バッチ正規化をVAEで使うと何が起きますか？",
+    "what does gradient clipping do in an RNN?",
+    "ビームサーチが短い文を選びがちなのはなぜ？",
+    "When is the final exam?",
+]
+MIXUP = {
+    "slug": "mixup",
+    "course": "nyu-dl-f20",
+    "question": {
+        "en": "Why does mixup, training on blends of two examples and their labels, help?",
+        "ja": "2つの例とラベルを混ぜて学習する mixup はなぜ効くのですか？",
+    },
+    "answer": {
+        "en": "Blending inputs and labels asks the network to behave linearly between "
+        "examples, which smooths its decision boundaries and tempers overconfidence.",
+        "ja": "入力とラベルを混ぜると、例と例の間で線形にふるまうよう求めることになり、"
+        "決定境界がなめらかになり、過信が和らぎます。",
+    },
+}
+
+
+@pytest.fixture(scope="module")
+def eval_template(seeded_template: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The seed plus the 24 evaluation entries (written as a TA would), built once."""
+    if SETUP == "scaled":
+        name = f"ra_tpl_{uuid.uuid4().hex[:10]}"
+        _pg(f'CREATE DATABASE "{name}" TEMPLATE "{seeded_template}"')
+        _import_eval(_pg_url(name))
+        yield name
+        _pg(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        return
+    path = tmp_path_factory.mktemp("eval-template") / "eval.db"
+    shutil.copy(seeded_template, path)
+    _import_eval(f"sqlite:///{path}")
+    yield str(path)
+
+
+def _import_eval(url: str) -> None:
+    engine = make_engine(url)
+    importer.import_path(make_sessionmaker(engine), EVAL_ENTRIES)
+    engine.dispose()
+
+
+@pytest.fixture
+def sessions(eval_template: str, tmp_path: Path) -> Iterator[sessionmaker[Session]]:
+    if SETUP == "scaled":
+        name = f"ra_t_{uuid.uuid4().hex[:12]}"
+        _pg(f'CREATE DATABASE "{name}" TEMPLATE "{eval_template}"')
+        url = _pg_url(name)
+    else:
+        shutil.copy(eval_template, tmp_path / "app.db")
+        url = f"sqlite:///{tmp_path / 'app.db'}"
+    engine = make_engine(url)
+    yield make_sessionmaker(engine)
+    engine.dispose()
+    if SETUP == "scaled":
+        _pg(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def evidence(retriever: Retriever, question: str) -> dict[str, np.ndarray]:
+    """Slug -> every signal's per-kind scores and the coverage, for one question."""
+    idx = retriever.index()
+    signals, positions = retriever._evidence(idx, question, None, None)
+    out = {}
+    for i, p in enumerate(positions):
+        parts = [signals.scores[s][i] for s in sorted(signals.scores)]
+        out[idx.entries[int(p)].slug] = np.r_[np.concatenate(parts), signals.coverage[i]]
+    return out
+
+
+def assert_same_evidence(caught_up: Retriever, fresh: Retriever) -> None:
+    for question in QUESTIONS:
+        mine, theirs = evidence(caught_up, question), evidence(fresh, question)
+        assert mine.keys() == theirs.keys(), question
+        for slug, values in theirs.items():
+            np.testing.assert_allclose(mine[slug], values, atol=2e-5, err_msg=f"{question} {slug}")
+
+
+def edit(factory: sessionmaker[Session], change: Callable[[Session], Any]) -> None:
+    with transaction(factory) as session:
+        change(session)
+
+
+def fresh_retriever(factory: sessionmaker[Session], **options: Any) -> Retriever:
+    retriever = Retriever(factory, refresh_interval_s=0, options=IndexOptions(**options))
+    retriever.refresh()
+    return retriever
+
+
+def test_caught_up_index_scores_as_a_fresh_load(sessions: sessionmaker[Session]) -> None:
+    live = fresh_retriever(sessions)
+    base = live.index().base
+
+    def add_alias(session: Session) -> None:
+        data = entry_data(find_entry(session, "double-descent"))
+        aliases = {**data.aliases, "en": [*data.aliases.get("en", []), "why test error peaks"]}
+        upsert_entry(session, data.model_copy(update={"aliases": aliases}), author="ta")
+
+    steps: list[Callable[[Session], Any]] = [
+        lambda s: upsert_entry(s, EntryData.model_validate(MIXUP), author="ta"),
+        add_alias,
+        lambda s: delete_entry(s, find_entry(s, "causal-masking"), author="ta"),
+        lambda s: restore_entry(s, find_entry(s, "causal-masking", deleted=True), author="ta"),
+        lambda s: delete_entry(s, find_entry(s, "agi"), author="ta"),
+    ]
+    for step in steps:
+        edit(sessions, step)
+        caught_up = live.index()
+        assert caught_up.base is base, "an edit reloaded the whole index"
+        assert caught_up.version == kb_epoch(sessions())[1]
+        assert_same_evidence(live, fresh_retriever(sessions))
+    slugs = {e.slug for e in (live.index().entries[int(p)] for p in live.index().live)}
+    assert "mixup" in slugs and "causal-masking" in slugs and "agi" not in slugs
+    # Changed entries are in the delta once, whatever was done to them.
+    assert len(live.index().delta) == 3  # mixup, double-descent, causal-masking
+    answer = live.ask("why does mixup, blending two examples and their labels, help?", log=False)
+    assert answer.matches[0].entry.slug == "mixup"
+
+
+def test_a_change_to_every_entry_starts_a_new_epoch_and_a_full_load(
+    sessions: sessionmaker[Session],
+) -> None:
+    live = fresh_retriever(sessions)
+    first = live.index()
+    edit(sessions, rebuild_units)
+    assert kb_epoch(sessions())[0] != first.epoch
+    assert live.index().base is not first.base
+    assert_same_evidence(live, fresh_retriever(sessions))
+
+
+def add_tag(session: Session) -> None:
+    data = entry_data(find_entry(session, "double-descent"))
+    upsert_entry(session, data.model_copy(update={"tags": [*data.tags, "x"]}), author="ta")
+
+
+def test_an_edit_does_not_count_as_a_new_entry_version(sessions: sessionmaker[Session]) -> None:
+    with sessions() as session:
+        before = session.scalar(select(Entry.version).where(Entry.slug == "double-descent"))
+    edit(sessions, add_tag)
+    with sessions() as session:
+        version, changed_in = session.execute(
+            select(Entry.version, Entry.changed_in).where(Entry.slug == "double-descent")
+        ).one()
+    assert version == before + 1  # the entry's own version counts one write
+    assert changed_in == kb_epoch(sessions())[1]
+
+
+def test_a_snapshot_is_mapped_at_start_and_a_damaged_one_rebuilt(
+    sessions: sessionmaker[Session], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    options = {"snapshot_dir": tmp_path, "snapshot_min_units": 0}
+    reference = fresh_retriever(sessions)
+    first = fresh_retriever(sessions, **options)
+    assert first.index().base.source == "snapshot"
+    (written,) = snapshot.find(tmp_path, *kb_epoch(sessions()), first.models)
+    second = fresh_retriever(sessions, **options)
+    assert second.index().base.source == "snapshot"
+    assert_same_evidence(second, reference)
+
+    # One flipped byte: the checksum refuses the snapshot, and a new one is written.
+    target = written / "dense0.rows.npy"
+    data = bytearray(target.read_bytes())
+    data[-1] ^= 0xFF
+    target.write_bytes(bytes(data))
+    third = fresh_retriever(sessions, **options)
+    assert "checksum mismatch" in caplog.text
+    assert_same_evidence(third, reference)
+    (rewritten,) = snapshot.find(tmp_path, *kb_epoch(sessions()), first.models)
+    snapshot.open_snapshot(rewritten)  # whole again: every checksum matches
+    fourth = fresh_retriever(sessions, **options)
+    assert fourth.index().base.source == "snapshot"
+
+
+def test_a_snapshot_of_an_older_version_is_caught_up(
+    sessions: sessionmaker[Session], tmp_path: Path
+) -> None:
+    options = {"snapshot_dir": tmp_path, "snapshot_min_units": 0}
+    fresh_retriever(sessions, **options)  # writes the snapshot
+    edit(sessions, lambda s: upsert_entry(s, EntryData.model_validate(MIXUP), author="ta"))
+    later = fresh_retriever(sessions, **options)
+    assert later.index().base.source == "snapshot"
+    assert later.index().base.version < later.index().version
+    assert len(later.index().delta) == 1
+    assert_same_evidence(later, fresh_retriever(sessions))
+
+
+def test_past_the_delta_limit_the_base_is_rebuilt_in_the_background(
+    sessions: sessionmaker[Session], tmp_path: Path
+) -> None:
+    live = fresh_retriever(sessions, snapshot_dir=tmp_path, snapshot_min_units=0, delta_max=1)
+    old_base = live.index().base
+    edit(sessions, lambda s: upsert_entry(s, EntryData.model_validate(MIXUP), author="ta"))
+    edit(sessions, lambda s: delete_entry(s, find_entry(s, "agi"), author="ta"))
+    edit(sessions, add_tag)
+    assert len(live.index().delta) == 2  # caught up at once; the rebuild follows
+    live.wait_for_background(60)
+    deadline = time.monotonic() + 30
+    while live.index().base is old_base and time.monotonic() < deadline:
+        time.sleep(0.05)
+    new = live.index()
+    assert new.base is not old_base and new.base.version == new.version and len(new.delta) == 0
+    assert_same_evidence(live, fresh_retriever(sessions))
+
+
+def test_graph_candidates_answer_as_exhaustive_search(
+    sessions: sessionmaker[Session], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    exhaustive = fresh_retriever(sessions)
+    graph = fresh_retriever(sessions, snapshot_dir=tmp_path, snapshot_min_units=0, ann_min_units=1)
+    graph.wait_for_background(120)  # the graph is built after the first load
+    deadline = time.monotonic() + 30
+    while not graph.index().uses_ann and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert graph.index().uses_ann
+    # With every unit a candidate, scoring entry by entry equals scoring every row.
+    monkeypatch.setattr(index, "ANN_UNITS", 10_000)
+    assert_same_evidence(graph, exhaustive)
+    # With few candidates, the graph and BM25 still put the right entry forward.
+    monkeypatch.setattr(index, "ANN_UNITS", 8)
+    monkeypatch.setattr(index, "LEXICAL_UNITS", 8)
+    for question in QUESTIONS:
+        mine, theirs = graph.ask(question, log=False), exhaustive.ask(question, log=False)
+        assert mine.abstained == theirs.abstained, question
+        assert mine.matches[0].entry.slug == theirs.matches[0].entry.slug, question
+        assert len(evidence(graph, question)) < len(evidence(exhaustive, question))
