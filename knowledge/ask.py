@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from knowledge import embedders, index_sync, snapshot
 from knowledge.entry_store import kb_epoch
-from knowledge.index import IndexedEntry, KnowledgeIndex
+from knowledge.index import Base, IndexedEntry, KnowledgeIndex
 from knowledge.index_sync import IndexOptions
 from knowledge.lexical import tokens
 from knowledge.ranking import LEXICAL, Decision, RetrievalModel, Signals, fill_missing
@@ -75,17 +75,20 @@ class Retriever:
         model: RetrievalModel | None = None,
         refresh_interval_s: float = REFRESH_INTERVAL_S,
         options: IndexOptions | None = None,
+        background_interval_s: float = SNAPSHOT_CHECK_S,
     ) -> None:
         self.factory = factory
         self.model = model or RetrievalModel.load()
         self.models = self.model.dense_models()
         self.refresh_interval_s = refresh_interval_s
+        self.background_interval_s = background_interval_s
         self.options = options or IndexOptions()
         self._index: KnowledgeIndex | None = None
         self._checked_at = 0.0
-        self._snapshot_checked_at = 0.0
         self._lock = threading.Lock()
         self._background: threading.Thread | None = None
+        self._background_at = -background_interval_s  # when background work last started
+        self._ready: Base | None = None  # a better base, built or found in the background
         # Same pool; connections checked out from it commit each statement on its own.
         self._autocommit = factory.kw["bind"].execution_options(isolation_level="AUTOCOMMIT")
 
@@ -106,13 +109,15 @@ class Retriever:
         with self._lock:
             with self.factory() as session:
                 epoch, version = kb_epoch(session)
-                index = self._index
+                index, ready = self._index, self._ready
+                self._ready = None
                 if force or index is None or index.epoch != epoch:
                     index = index_sync.load(session, self.models, self.options)
                     self._warn_missing(index)
+                elif ready is not None and ready.epoch == epoch:
+                    index = index_sync.on_base(session, ready, version, self.options)
                 elif index.version != version:
                     index = index_sync.catch_up(session, index, version, self.options)
-                index = self._maybe_switch(session, index)
                 self._index = index
             self._checked_at = time.monotonic()
         self._start_background(index)
@@ -127,47 +132,48 @@ class Retriever:
                 model,
             )
 
-    def _maybe_switch(self, session: Session, index: KnowledgeIndex) -> KnowledgeIndex:
-        """Rebase on a snapshot another process wrote, when it saves this one work: it
-        has the graph this base lacks, or is newer than a long delta."""
-        now = time.monotonic()
-        wanted = index_sync.needs_graph(index, self.options) or (
-            len(index.delta) > self.options.delta_max // 2
-        )
-        if not wanted or now - self._snapshot_checked_at < SNAPSHOT_CHECK_S:
-            return index
-        self._snapshot_checked_at = now
-        path = index_sync.better_snapshot(index, self.options)
-        return index_sync.switch_to(session, path, self.options, index) if path else index
-
     def _start_background(self, index: KnowledgeIndex) -> None:
-        """Build what a large index lacks (a graph, a new base) on one background thread."""
-        if self.options.snapshot_dir is None or (
-            self._background is not None and self._background.is_alive()
+        """Work a large index needs, on one background thread at a time, at most every
+        ``background_interval_s``: its graph, a new base once many entries changed, or a snapshot
+        another process wrote that saves this one either."""
+        options = self.options
+        wanted = index_sync.needs_graph(index, options) or (
+            len(index.delta) > options.delta_max // 2
+        )
+        now = time.monotonic()
+        if (
+            options.snapshot_dir is None
+            or not wanted
+            or now - self._background_at < self.background_interval_s
+            or (self._background is not None and self._background.is_alive())
         ):
             return
-        job = None
-        if index_sync.needs_rebase(index, self.options):
-            job = self._rebase
-        elif index_sync.needs_graph(index, self.options):
-            job = self._add_graph
-        if job is not None:
-            self._background = threading.Thread(target=job, args=(index,), daemon=True)
-            self._background.start()
+        self._background_at = now
+        self._background = threading.Thread(target=self._improve, args=(index,), daemon=True)
+        self._background.start()
 
-    def _add_graph(self, index: KnowledgeIndex) -> None:
-        with snapshot.try_build_lock(self.options.snapshot_dir) as mine:
-            if mine:
-                log.info("building the nearest-neighbour graph of the index")
-                index_sync.add_graph(index, self.options)
-        self._snapshot_checked_at = 0.0  # look for it at the next refresh
-
-    def _rebase(self, index: KnowledgeIndex) -> None:
-        with snapshot.try_build_lock(self.options.snapshot_dir) as mine:
-            if mine:
-                log.info("%d entries changed since the index base: rebuilding it", len(index.delta))
-                index_sync.build_snapshot(self.factory, self.models, self.options)
-        self._snapshot_checked_at = 0.0
+    def _improve(self, index: KnowledgeIndex) -> None:
+        options = self.options
+        try:
+            if index_sync.needs_rebase(index, options) or index_sync.needs_graph(index, options):
+                with snapshot.try_build_lock(options.snapshot_dir) as mine:
+                    if mine and index_sync.better_snapshot(index, options) is None:
+                        if index_sync.needs_rebase(index, options):
+                            log.info(
+                                "%d entries changed since the index base: rebuilding it",
+                                len(index.delta),
+                            )
+                            index_sync.build_snapshot(self.factory, self.models, options)
+                        else:
+                            log.info("building the nearest-neighbour graph of the index")
+                            index_sync.add_graph(index, options)
+            path = index_sync.better_snapshot(index, options)
+            base = index_sync.open_base(path, index.epoch, options) if path else None
+            if base is not None:
+                self._ready = base  # the next refresh catches it up and answers from it
+                self._background_at = 0.0
+        except Exception:  # the current index goes on answering; try again later
+            log.exception("background index work failed")
 
     def wait_for_background(self, timeout: float | None = None) -> None:
         """Until background index work has ended (tests, benchmarks, ``kb`` commands)."""

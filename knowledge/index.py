@@ -58,7 +58,7 @@ EMPTY = -1.0  # the score of an entry with no unit of a kind (below any cosine o
 ANN_UNITS = 256  # nearest units taken from the graph per question
 LEXICAL_UNITS = 256  # best BM25 units taken per corpus per question
 LANG_SAMPLE = 8192  # rows whose scores stand for all in the cross-lingual rescaling
-SUBSET_MAX_ENTRIES = 20_000  # a course this small is scored entry by entry, exactly
+SUBSET_MAX_ENTRIES = 5_000  # a course this small is scored entry by entry, exactly
 
 # Segments of at most this many units take their max as SHORT gathers (one per
 # position, the last unit repeated): at 10k entries that is ten times faster than

@@ -122,21 +122,31 @@ def better_snapshot(index: KnowledgeIndex, options: IndexOptions) -> Path | None
     """A snapshot newer than ``index``'s base, or as new with a graph it lacks."""
     for path in snapshot.find(options.snapshot_dir, index.epoch, index.version, index.models):
         manifest = snapshot.read_manifest(path) or {}
-        newer = int(manifest.get("version", -1)) > index.base.version
+        version = int(manifest.get("version", -1))
         graph = bool(manifest.get("ann")) and not index.base.ann
-        if newer or (graph and int(manifest.get("version", -1)) == index.base.version):
+        if version > index.base.version or (graph and version == index.base.version):
             return path
     return None
 
 
-def switch_to(
-    session: Session, path: Path, options: IndexOptions, index: KnowledgeIndex
-) -> KnowledgeIndex:
-    """``index`` rebased on the snapshot at ``path`` (unchanged if it cannot be used)."""
-    epoch, version = kb_epoch(session)
-    if epoch != index.epoch:
-        return index
-    return _open(session, path, options, epoch, version) or index
+def open_base(path: Path, epoch: str, options: IndexOptions) -> Base | None:
+    """The base saved at ``path``, checked; None (and the snapshot deleted) if damaged."""
+    try:
+        segment, ann, manifest = snapshot.open_snapshot(path)
+    except (snapshot.SnapshotError, OSError, ValueError, KeyError) as e:
+        log.warning("index snapshot %s is not usable (%s): deleted, to be rebuilt", path.name, e)
+        snapshot.discard(path)
+        return None
+    if manifest.get("epoch") != epoch:
+        return None
+    return Base(segment, epoch, int(manifest["version"]), ann, "snapshot", options.threads)
+
+
+def on_base(session: Session, base: Base, version: int, options: IndexOptions) -> KnowledgeIndex:
+    """The index at ``version`` on ``base``: its entries changed since caught up."""
+    empty = np.zeros(len(base.segment), dtype=bool)
+    start = KnowledgeIndex(base, base.version, Segment.empty(base.segment.models), empty)
+    return catch_up(session, start, version, options)
 
 
 def _from_snapshots(
@@ -152,20 +162,8 @@ def _from_snapshots(
 def _open(
     session: Session, path: Path, options: IndexOptions, epoch: str, version: int
 ) -> KnowledgeIndex | None:
-    try:
-        segment, ann, manifest = snapshot.open_snapshot(path)
-    except (snapshot.SnapshotError, OSError, ValueError, KeyError) as e:
-        log.warning("index snapshot %s is not usable (%s): deleted, to be rebuilt", path.name, e)
-        snapshot.discard(path)
-        return None
-    base = Base(segment, epoch, int(manifest["version"]), ann, "snapshot", options.threads)
-    empty = np.zeros(len(segment), dtype=bool)
-    return catch_up(
-        session,
-        KnowledgeIndex(base, base.version, Segment.empty(segment.models), empty),
-        version,
-        options,
-    )
+    base = open_base(path, epoch, options)
+    return None if base is None else on_base(session, base, version, options)
 
 
 def _from_database(

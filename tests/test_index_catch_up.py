@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import shutil
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -119,7 +121,9 @@ def edit(factory: sessionmaker[Session], change: Callable[[Session], Any]) -> No
 
 
 def fresh_retriever(factory: sessionmaker[Session], **options: Any) -> Retriever:
-    retriever = Retriever(factory, refresh_interval_s=0, options=IndexOptions(**options))
+    retriever = Retriever(
+        factory, refresh_interval_s=0, options=IndexOptions(**options), background_interval_s=0
+    )
     retriever.refresh()
     return retriever
 
@@ -231,6 +235,8 @@ def test_past_the_delta_limit_the_base_is_rebuilt_in_the_background(
     edit(sessions, add_tag)
     assert len(live.index().delta) == 2  # caught up at once; the rebuild follows
     live.wait_for_background(60)
+    live.index()  # a background job that found nothing to do yet starts the rebuild
+    live.wait_for_background(60)
     deadline = time.monotonic() + 30
     while live.index().base is old_base and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -260,3 +266,32 @@ def test_graph_candidates_answer_as_exhaustive_search(
         assert mine.abstained == theirs.abstained, question
         assert mine.matches[0].entry.slug == theirs.matches[0].entry.slug, question
         assert len(evidence(graph, question)) < len(evidence(exhaustive, question))
+
+
+def test_the_graph_library_loads_in_a_process_that_has_not_loaded_the_encoder() -> None:
+    """usearch before onnxruntime crashed the interpreter: a process that maps a graph
+    before its first question (a web worker at start) must still encode questions."""
+    code = (
+        "import numpy as np\n"
+        "from knowledge.ann import Ann\n"
+        "rows = np.eye(4, dtype=np.int8) * 100\n"
+        "graph = Ann.build(rows, np.full(4, 0.01, np.float32))\n"
+        "import onnxruntime\n"
+        "print(graph.search(np.array([1, 0, 0, 0], np.float32), 1).tolist())\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[0]"
+
+
+def test_kb_snapshot_writes_what_a_starting_process_maps(make_app: Any, tmp_path: Path) -> None:
+    app = make_app(INDEX_SNAPSHOT_DIR=str(tmp_path), INDEX_ANN_MIN_UNITS=1)
+    result = app.test_cli_runner().invoke(args=["kb", "snapshot"])
+    assert result.exit_code == 0, result.output
+    assert "building the nearest-neighbour graph" in result.output
+    assert f"in {tmp_path}" in result.output
+    retriever = app.extensions["core"].retriever
+    index = retriever.refresh()
+    assert index.base.source == "snapshot" and index.uses_ann
+    answer = retriever.ask("なぜアテンションのロジットを√dで割るのですか？", log=False)
+    assert answer.best is not None and answer.best.entry.slug == "attention-sqrt-d-scaling"
