@@ -53,7 +53,8 @@ RUN pip install --no-cache-dir --disable-pip-version-check --no-deps -e . \
 
 # An unprivileged user: the code stays root-owned and read-only to it. bubblewrap needs no
 # privileges of its own here (it creates a user namespace; see the worker in compose).
-RUN useradd --system --uid 10001 --user-group --home-dir /tmp --shell /usr/sbin/nologin app
+RUN useradd --system --uid 10001 --user-group --home-dir /tmp --shell /usr/sbin/nologin app \
+    && install -d -o app -g app /var/lib/ra-index  # index snapshots (a volume in compose)
 USER app
 
 EXPOSE 8000

@@ -27,7 +27,7 @@ import numpy as np
 from knowledge.ann import Ann
 from knowledge.dense import Int8Rows
 from knowledge.embedders import inference_threads
-from knowledge.lexical import CorpusStats, bm25
+from knowledge.lexical import CorpusStats, DocScores, bm25, bm25_matches
 from knowledge.segment import (
     ANSWER,
     KINDS,
@@ -55,9 +55,9 @@ __all__ = [
 ]
 
 EMPTY = -1.0  # the score of an entry with no unit of a kind (below any cosine or BM25)
-ANN_UNITS = 256  # nearest units taken from the graph per question
-LEXICAL_UNITS = 256  # best BM25 units taken per corpus per question
-LANG_SAMPLE = 8192  # rows whose scores stand for all in the cross-lingual rescaling
+ANN_UNITS = 128  # nearest units taken from the graph per question
+LEXICAL_UNITS = 128  # best BM25 units taken per corpus per question
+LANG_SAMPLE = 4096  # rows whose scores stand for all in the cross-lingual rescaling
 SUBSET_MAX_ENTRIES = 5_000  # a course this small is scored entry by entry, exactly
 
 # Segments of at most this many units take their max as SHORT gathers (one per
@@ -300,17 +300,22 @@ class KnowledgeIndex:
         """Scores of the live entries (of ``course``) for a question: all of them, or on a
         large base, those the graph and BM25 put forward."""
         allowed = self._live_mask if course is None else self._live_mask & self.in_course(course)
-        lexical = self._lexical_doc_scores(terms)
         whole = not self.uses_ann
-        if whole or (course is not None and int(allowed.sum()) <= SUBSET_MAX_ENTRIES):
+        if whole:
             positions = np.flatnonzero(allowed)
+            lexical = self._lexical_scores_whole(terms, positions)
         else:
-            positions = self._candidates(queries, lexical[0], allowed)
+            matches = self._lexical_matches(terms)
+            if course is not None and int(allowed.sum()) <= SUBSET_MAX_ENTRIES:
+                positions = np.flatnonzero(allowed)
+            else:
+                positions = self._candidates(queries, matches[0], allowed)
+            lexical = self._lexical_scores_of(matches, positions)
         dense = {m: self._dense_scores(m, q, lang, positions) for m, q in queries.items()}
         return Evidence(
             positions=positions,
             dense=dense,
-            lexical=self._lexical_scores(lexical, positions, whole),
+            lexical=lexical,
             coverage=self._coverage(terms)[positions],
             question_units=self.question_units[positions],
             answer_terms=self.answer_terms[positions],
@@ -320,7 +325,7 @@ class KnowledgeIndex:
     def _candidates(
         self,
         queries: dict[str, np.ndarray],
-        base_lexical: tuple[np.ndarray, np.ndarray],
+        base_lexical: tuple[DocScores, DocScores],
         allowed: np.ndarray,
     ) -> np.ndarray:
         """The delta's entries, and the base entries of the best units by BM25 (in each
@@ -329,10 +334,7 @@ class KnowledgeIndex:
         found = [self._nb + np.arange(len(self.delta))]
         lex = segment.lexical
         for scores, rows in ((base_lexical[0], lex.unit_rows), (base_lexical[1], lex.answer_rows)):
-            hits = np.flatnonzero(scores)
-            if len(hits) > LEXICAL_UNITS:
-                hits = hits[np.argpartition(-scores[hits], LEXICAL_UNITS - 1)[:LEXICAL_UNITS]]
-            found.append(np.asarray(lex.codes[np.asarray(rows)[hits]]) // KINDS)
+            found.append(lex.codes[rows[scores.top(LEXICAL_UNITS)]] // KINDS)
         # A course filter thins the graph's hits: ask for more in proportion.
         share = max(int(allowed.sum()) / max(len(allowed), 1), 1e-6)
         k = int(min(ANN_UNITS / share, 64 * ANN_UNITS))
@@ -340,7 +342,7 @@ class KnowledgeIndex:
             graph = self.base.ann.get(model)
             if graph is not None:
                 rows = graph.search(query, k)
-                found.append(np.asarray(segment.dense[model].codes[rows]) // KINDS)
+                found.append(segment.dense[model].codes[rows] // KINDS)
         positions = np.unique(np.concatenate(found))
         return positions[allowed[positions]]
 
@@ -408,49 +410,53 @@ class KnowledgeIndex:
             ]
         return self._live_row_masks[model]
 
-    def _lexical_doc_scores(self, terms: list[str]) -> list[tuple[np.ndarray, np.ndarray]]:
-        """Normalised BM25 of every doc of both corpora, for the base and the delta."""
+    def _lexical_scores_whole(self, terms: list[str], positions: np.ndarray) -> np.ndarray:
+        """(positions, KINDS): best normalised BM25 per entry and unit kind, from every
+        unit's score."""
+        full = []
+        for segment, grouping in (
+            (self.base.segment, self.base.grouping("lexical")),
+            (self.delta, self._delta_grouping),
+        ):
+            lex = segment.lexical
+            units = np.zeros(len(lex.codes), dtype=np.float32)
+            units[lex.unit_rows] = bm25(lex.units, self.unit_stats, terms)
+            units[lex.answer_rows] = bm25(lex.answers, self.answer_stats, terms)
+            full.append(grouping.best(units, len(segment)))
+        return np.r_[full[0], full[1]][positions]
+
+    def _lexical_matches(self, terms: list[str]) -> list[tuple[DocScores, DocScores]]:
+        """The matching docs of both corpora, for the base and for the delta."""
         return [
             (
-                bm25(segment.lexical.units, self.unit_stats, terms),
-                bm25(segment.lexical.answers, self.answer_stats, terms),
+                bm25_matches(segment.lexical.units, self.unit_stats, terms),
+                bm25_matches(segment.lexical.answers, self.answer_stats, terms),
             )
             for segment in (self.base.segment, self.delta)
         ]
 
-    def _lexical_scores(
-        self, docs: list[tuple[np.ndarray, np.ndarray]], positions: np.ndarray, whole: bool
+    def _lexical_scores_of(
+        self, matches: list[tuple[DocScores, DocScores]], positions: np.ndarray
     ) -> np.ndarray:
-        """(positions, KINDS): best normalised BM25 per entry and unit kind."""
+        """(positions, KINDS): best normalised BM25 per entry and unit kind, from the
+        units of those entries only."""
         nb = self._nb
-        parts = (self.base.segment, self.delta)
-        if whole:
-            full = []
-            for part, (segment, grouping) in enumerate(
-                zip(parts, (self.base.grouping("lexical"), self._delta_grouping), strict=True)
-            ):
-                lex = segment.lexical
-                units = np.zeros(len(lex.codes), dtype=np.float32)
-                units[np.asarray(lex.unit_rows)] = docs[part][0]
-                units[np.asarray(lex.answer_rows)] = docs[part][1]
-                full.append(grouping.best(units, len(segment)))
-            return np.r_[full[0], full[1]][positions]
         out = np.full((len(positions), KINDS), EMPTY, dtype=np.float32)
         in_base = positions < nb
-        for part, where, local in (
-            (0, np.flatnonzero(in_base), positions[in_base]),
-            (1, np.flatnonzero(~in_base), positions[~in_base] - nb),
+        for part, segment, where, local in (
+            (0, self.base.segment, np.flatnonzero(in_base), positions[in_base]),
+            (1, self.delta, np.flatnonzero(~in_base), positions[~in_base] - nb),
         ):
             if not len(local):
                 continue
-            lex = parts[part].lexical
+            lex = segment.lexical
             rows, owner = _unit_ranges(lex.entry_start, local)
-            kinds = np.asarray(lex.codes[rows]) % KINDS
+            kinds = lex.codes[rows] % KINDS
             # A unit's doc in its corpus: whole answers in one, the other kinds in the other.
             answer = kinds == ANSWER
             scores = np.empty(len(rows), dtype=np.float32)
-            scores[~answer] = docs[part][0][np.searchsorted(lex.unit_rows, rows[~answer])]
-            scores[answer] = docs[part][1][np.searchsorted(lex.answer_rows, rows[answer])]
+            scores[~answer] = matches[part][0].at(np.searchsorted(lex.unit_rows, rows[~answer]))
+            scores[answer] = matches[part][1].at(np.searchsorted(lex.answer_rows, rows[answer]))
             out[where] = Grouping.sorted(owner * KINDS + kinds).best(scores, len(local))
         return out
 

@@ -48,15 +48,20 @@ def load(session: Session, models: tuple[str, ...], options: IndexOptions) -> Kn
     directory = options.snapshot_dir
     if directory is None or _units(session) < options.snapshot_min_units:
         return _from_database(session, models, options, epoch, version)
-    with snapshot.build_lock(directory):
-        # Another process may have written one while this one waited.
-        index = _from_snapshots(session, models, options, epoch, version)
-        if index is not None:
-            return index
-        fresh = _from_database(session, models, options, epoch, version)
-        # The graph of a large base takes minutes: the processes map this one now and the
-        # graph follows in the background (``Retriever``).
-        path = snapshot.write(directory, fresh.base.segment, {}, epoch, version)
+    fresh = None
+    try:
+        with snapshot.build_lock(directory):
+            # Another process may have written one while this one waited.
+            index = _from_snapshots(session, models, options, epoch, version)
+            if index is not None:
+                return index
+            fresh = _from_database(session, models, options, epoch, version)
+            # The graph of a large base takes minutes: the processes map this one now and
+            # the graph follows in the background (``Retriever``).
+            path = snapshot.write(directory, fresh.base.segment, {}, epoch, version)
+    except OSError as e:  # a read-only or full disk: serve without a snapshot
+        log.warning("no index snapshot in %s (%s): every start reads the database", directory, e)
+        return fresh or _from_database(session, models, options, epoch, version)
     return _open(session, path, options, epoch, version) or fresh
 
 
@@ -101,7 +106,7 @@ def build_snapshot(
     for model, dense in segment.dense.items():
         if len(dense.codes) >= options.ann_min_units:
             say(f"building the nearest-neighbour graph of {len(dense.codes):,} {model} vectors")
-            ann[model] = Ann.build(np.asarray(dense.rows), np.asarray(dense.scale), threads=0)
+            ann[model] = Ann.build(np.asarray(dense.rows), threads=0)
     say("writing the snapshot")
     return snapshot.write(options.snapshot_dir, segment, ann, epoch, version)
 
@@ -111,7 +116,7 @@ def add_graph(index: KnowledgeIndex, options: IndexOptions) -> Path:
     assert options.snapshot_dir is not None
     segment = index.base.segment
     ann = {
-        model: Ann.build(np.asarray(d.rows), np.asarray(d.scale), threads=1)
+        model: Ann.build(np.asarray(d.rows), threads=1)
         for model, d in segment.dense.items()
         if len(d.codes) >= options.ann_min_units
     }

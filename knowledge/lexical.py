@@ -247,3 +247,49 @@ def bm25(postings: Postings, stats: CorpusStats, query: list[str]) -> np.ndarray
         norm = K1 * (1 - B + B * postings.lengths[ids] / avg)
         out[ids] += idf[term] * tf / (tf + norm)
     return out / best
+
+
+@dataclass
+class DocScores:
+    """Normalised BM25 of the docs that match a query at all (the rest score 0)."""
+
+    docs: np.ndarray  # ascending
+    values: np.ndarray  # float32
+
+    def at(self, docs: np.ndarray) -> np.ndarray:
+        if not len(self.docs):
+            return np.zeros(len(docs), dtype=np.float32)
+        i = np.minimum(np.searchsorted(self.docs, docs), len(self.docs) - 1)
+        return np.where(self.docs[i] == docs, self.values[i], np.float32(0))
+
+    def top(self, k: int) -> np.ndarray:
+        """The (at most) ``k`` best docs."""
+        if len(self.docs) <= k:
+            return self.docs
+        return self.docs[np.argpartition(-self.values, k - 1)[:k]]
+
+
+def bm25_matches(postings: Postings, stats: CorpusStats, query: list[str]) -> DocScores:
+    """``bm25`` for the matching docs only: its cost follows the query's postings, not
+    the corpus (a large index has hundreds of thousands of docs)."""
+    terms = set(query)
+    empty = DocScores(np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32))
+    if not terms or not postings.n:
+        return empty
+    idf = {t: stats.idf(t) for t in terms}
+    best = sum(idf.values())
+    avg = stats.avg_length
+    ids, parts = [], []
+    for term in terms:
+        found = postings.postings(term)
+        if found is None:
+            continue
+        docs, tf = found
+        norm = K1 * (1 - B + B * postings.lengths[docs] / avg)
+        ids.append(np.asarray(docs, dtype=np.int64))
+        parts.append(idf[term] * tf / (tf + norm))
+    if not ids:
+        return empty
+    docs, inverse = np.unique(np.concatenate(ids), return_inverse=True)
+    sums = np.bincount(inverse, weights=np.concatenate(parts), minlength=len(docs))
+    return DocScores(docs, (sums / best).astype(np.float32))

@@ -187,7 +187,8 @@ class Segment:
         words = json.loads((directory / "words.json").read_text("utf-8"))
 
         def array(name: str) -> np.ndarray:
-            return np.load(directory / f"{name}.npy", mmap_mode="r", allow_pickle=False)
+            mapped = np.load(directory / f"{name}.npy", mmap_mode="r", allow_pickle=False)
+            return np.asarray(mapped)  # a plain view: memmap's indexing costs per call
 
         def postings(corpus: str) -> Postings:
             names = ("start", "docs", "tf", "lengths", "token_start", "tokens")
@@ -277,12 +278,12 @@ def build(session: Session, models: tuple[str, ...], changed_after: int | None =
     del rows, metas
 
     def units_query(*columns: Any) -> Select[Any]:
-        return (
-            select(IndexUnit.entry_id, _KIND_SQL, IndexUnit.lang, *columns)
-            .join(Entry, Entry.id == IndexUnit.entry_id)
-            .where(live, chosen)
-            .order_by(IndexUnit.entry_id, _KIND_SQL, IndexUnit.id)
-        )
+        query = select(IndexUnit.entry_id, _KIND_SQL, IndexUnit.lang, *columns)
+        if changed_after is None:
+            query = query.join(Entry, Entry.id == IndexUnit.entry_id).where(live)
+        else:  # from the few changed entries (a join makes SQLite scan every unit)
+            query = query.where(IndexUnit.entry_id.in_(select(Entry.id).where(live, chosen)))
+        return query.order_by(IndexUnit.entry_id, _KIND_SQL, IndexUnit.id)
 
     lexical = _build_lexical(session, units_query(IndexUnit.terms), entry_ids)
     dense: dict[str, Dense] = {}

@@ -485,6 +485,12 @@ class IndexHealth(BaseModel):
     loaded: bool
     version: int | None
     models: list[str]
+    # Where the base came from ("snapshot" or "database"), its version, how many changed
+    # entries are caught up on top of it, and whether a graph finds the candidates.
+    source: str | None = None
+    base_version: int | None = None
+    changed_entries: int | None = None
+    graph: bool | None = None
 
 
 class QueueHealth(BaseModel):

@@ -6,7 +6,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from knowledge.db import transaction
-from knowledge.entry_store import upsert_entry
+from knowledge.entry_store import entry_data, find_entry, upsert_entry
 from knowledge.schema import EntryData
 
 
@@ -56,10 +56,20 @@ def test_unknown_slug_and_path_tricks(client: FlaskClient) -> None:
         assert res.json["error"]["code"] in ("unknown_slug", "not_found")
 
 
-def test_healthz(client: FlaskClient) -> None:
+def test_healthz(app: Flask, client: FlaskClient) -> None:
     res = client.get("/healthz")
     assert res.status_code == 200
     assert res.json["status"] == "ok" and res.json["entries"] == 8
+    client.post("/api/v1/ask", json={"question": "What is double descent?"})
+    with transaction(app.extensions["core"].sessions) as session:
+        data = entry_data(find_entry(session, "double-descent"))
+        upsert_entry(session, data.model_copy(update={"tags": ["edited"]}), author="test")
+    app.extensions["core"].retriever.refresh()
+    index = client.get("/healthz").json["index"]
+    assert index["loaded"] and index["version"] == client.get("/healthz").json["knowledge_version"]
+    # The edit was caught up on the loaded base: one changed entry, no full reload.
+    assert index["source"] == "database" and index["changed_entries"] == 1
+    assert index["base_version"] == index["version"] - 1 and index["graph"] is False
 
 
 def test_raw_html_and_javascript_links_never_reach_a_page(app: Flask, client: FlaskClient) -> None:

@@ -275,7 +275,7 @@ def test_the_graph_library_loads_in_a_process_that_has_not_loaded_the_encoder() 
         "import numpy as np\n"
         "from knowledge.ann import Ann\n"
         "rows = np.eye(4, dtype=np.int8) * 100\n"
-        "graph = Ann.build(rows, np.full(4, 0.01, np.float32))\n"
+        "graph = Ann.build(rows)\n"
         "import onnxruntime\n"
         "print(graph.search(np.array([1, 0, 0, 0], np.float32), 1).tolist())\n"
     )
@@ -293,5 +293,17 @@ def test_kb_snapshot_writes_what_a_starting_process_maps(make_app: Any, tmp_path
     retriever = app.extensions["core"].retriever
     index = retriever.refresh()
     assert index.base.source == "snapshot" and index.uses_ann
+    answer = retriever.ask("なぜアテンションのロジットを√dで割るのですか？", log=False)
+    assert answer.best is not None and answer.best.entry.slug == "attention-sqrt-d-scaling"
+
+
+def test_a_snapshot_folder_that_cannot_be_written_is_no_reason_to_fail(
+    sessions: sessionmaker[Session], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    (tmp_path / "a-file").write_text("not a folder")
+    unwritable = tmp_path / "a-file" / "snapshots"
+    retriever = fresh_retriever(sessions, snapshot_dir=unwritable, snapshot_min_units=0)
+    assert retriever.index().base.source == "database"
+    assert "every start reads the database" in caplog.text
     answer = retriever.ask("なぜアテンションのロジットを√dで割るのですか？", log=False)
     assert answer.best is not None and answer.best.entry.slug == "attention-sqrt-d-scaling"
