@@ -170,58 +170,55 @@ class Base:
     ann: dict[str, Ann] = field(default_factory=dict)  # model -> graph of its rows
     source: str = "database"  # or "snapshot"
     threads: int = 0  # per int8 product (0: EMBED_THREADS, else every core)
-    _cache: dict[object, object] = field(default_factory=dict, repr=False)
+    _exact: dict[str, Int8Rows] = field(default_factory=dict, repr=False)
+    _groupings: dict[str, Grouping] = field(default_factory=dict, repr=False)
+    _samples: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = field(
+        default_factory=dict, repr=False
+    )
+    _answer_owner: np.ndarray | None = field(default=None, repr=False)
 
     def exact(self, model: str) -> Int8Rows:
         """Every row of ``model``, packed for one int8 product per question."""
-        key = ("exact", model)
-        if key not in self._cache:
+        if model not in self._exact:
             d = self.segment.dense[model]
-            self._cache[key] = Int8Rows.from_quantized(
-                np.asarray(d.rows), np.asarray(d.scale), self.threads or inference_threads()
+            self._exact[model] = Int8Rows.from_quantized(
+                d.rows, d.scale, self.threads or inference_threads()
             )
-        return self._cache[key]  # type: ignore[return-value]
+        return self._exact[model]
 
     def grouping(self, what: str) -> Grouping:
         """Of the lexical units (``"lexical"``) or of a model's rows."""
-        key = ("grouping", what)
-        if key not in self._cache:
-            codes = (
-                self.segment.lexical.codes if what == "lexical" else self.segment.dense[what].codes
-            )
-            self._cache[key] = Grouping.sorted(np.asarray(codes))
-        return self._cache[key]  # type: ignore[return-value]
+        if what not in self._groupings:
+            segment = self.segment
+            codes = segment.lexical.codes if what == "lexical" else segment.dense[what].codes
+            self._groupings[what] = Grouping.sorted(codes)
+        return self._groupings[what]
 
     def sample(self, model: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """A fixed random sample of ``model``'s rows: int8 values as float32, scales and
         languages (scored as every row is, so that a sample of all rows is all rows)."""
-        key = ("sample", model)
-        if key not in self._cache:
+        if model not in self._samples:
             d = self.segment.dense[model]
             rng = np.random.default_rng(0)
             picked = np.sort(
                 rng.choice(len(d.codes), min(LANG_SAMPLE, len(d.codes)), replace=False)
             )
-            self._cache[key] = (
-                np.asarray(d.rows[picked], dtype=np.float32),
-                np.asarray(d.scale[picked]),
-                np.asarray(d.langs[picked]),
+            self._samples[model] = (
+                d.rows[picked].astype(np.float32),
+                d.scale[picked],
+                d.langs[picked],
             )
-        return self._cache[key]  # type: ignore[return-value]
+        return self._samples[model]
 
     def removed_units(self, removed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Docs of the two BM25 corpora that belong to ``removed`` entries."""
         lex = self.segment.lexical
-        if "answer_owner" not in self._cache:
-            self._cache["answer_owner"] = np.asarray(lex.codes[lex.answer_rows]) // KINDS
+        if self._answer_owner is None:
+            self._answer_owner = lex.codes[lex.answer_rows] // KINDS
         if not removed.any():
             empty = np.zeros(0, dtype=np.int64)
             return empty, empty
-        answer_owner: np.ndarray = self._cache["answer_owner"]  # type: ignore[assignment]
-        return (
-            np.flatnonzero(removed[np.asarray(lex.unit_owner)]),
-            np.flatnonzero(removed[answer_owner]),
-        )
+        return np.flatnonzero(removed[lex.unit_owner]), np.flatnonzero(removed[self._answer_owner])
 
 
 class KnowledgeIndex:

@@ -16,7 +16,7 @@ import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
 
 import numpy as np
 from sqlalchemy import ColumnElement, Select, case, select, true
@@ -237,7 +237,15 @@ class EntryList(Sequence[IndexedEntry]):
     def __len__(self) -> int:
         return int(self._offsets[-1])
 
-    def __getitem__(self, position: int) -> IndexedEntry:  # type: ignore[override]
+    @overload
+    def __getitem__(self, position: int) -> IndexedEntry: ...
+
+    @overload
+    def __getitem__(self, position: slice) -> list[IndexedEntry]: ...
+
+    def __getitem__(self, position: int | slice) -> IndexedEntry | list[IndexedEntry]:
+        if isinstance(position, slice):
+            return [self[i] for i in range(*position.indices(len(self)))]
         if position < 0:
             position += len(self)
         if not 0 <= position < len(self):
