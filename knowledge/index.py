@@ -20,6 +20,7 @@ lifting its answer scores.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -378,24 +379,38 @@ class KnowledgeIndex:
         sample_rows, sample_scale, sample_langs = self.base.sample(model)
         sample = (sample_rows @ q) * sample_scale * np.float32(step)
         sample_same = sample_langs == own
-        out = np.full((len(positions), KINDS), EMPTY, dtype=np.float32)
-        in_base = positions < nb
-        for dense, where, local in (
-            (base, np.flatnonzero(in_base), positions[in_base]),
-            (delta, np.flatnonzero(~in_base), positions[~in_base] - nb),
-        ):
-            if not len(local) or not len(dense.codes):
-                continue
-            rows, owner = _unit_ranges(dense.entry_start, local)
+        parts = (base, delta)
+
+        def score(part: int, rows: np.ndarray, _kinds: np.ndarray) -> np.ndarray:
+            dense = parts[part]
             scores = _rows_scores(dense, rows, q, step)
-            _rescale(
-                scores,
-                sample[sample_same],
-                sample[~sample_same],
-                np.asarray(dense.langs[rows]) != own,
+            other = dense.langs[rows] != own
+            _rescale(scores, sample[sample_same], sample[~sample_same], other)
+            return scores
+
+        return self._best_of_chosen(positions, [(d.entry_start, d.codes) for d in parts], score)
+
+    def _best_of_chosen(
+        self,
+        positions: np.ndarray,
+        units: list[tuple[np.ndarray, np.ndarray]],
+        score: Callable[[int, np.ndarray, np.ndarray], np.ndarray],
+    ) -> np.ndarray:
+        """(positions, KINDS): per entry and unit kind, the best of ``score(part, rows,
+        kinds)`` over the units of the entries at ``positions`` only. ``units`` gives
+        (entry_start, codes) of the base (part 0) and of the delta (part 1)."""
+        out = np.full((len(positions), KINDS), EMPTY, dtype=np.float32)
+        in_base = positions < self._nb
+        for part, where in ((0, np.flatnonzero(in_base)), (1, np.flatnonzero(~in_base))):
+            local = positions[where] - (self._nb if part else 0)
+            entry_start, codes = units[part]
+            if not len(local) or not len(codes):
+                continue
+            rows, owner = _unit_ranges(entry_start, local)
+            kinds = codes[rows] % KINDS
+            out[where] = Grouping.sorted(owner * KINDS + kinds).best(
+                score(part, rows, kinds), len(local)
             )
-            kinds = np.asarray(dense.codes[rows]) % KINDS
-            out[where] = Grouping.sorted(owner * KINDS + kinds).best(scores, len(local))
         return out
 
     def _live_rows(self, model: str) -> np.ndarray:
@@ -437,25 +452,20 @@ class KnowledgeIndex:
     ) -> np.ndarray:
         """(positions, KINDS): best normalised BM25 per entry and unit kind, from the
         units of those entries only."""
-        nb = self._nb
-        out = np.full((len(positions), KINDS), EMPTY, dtype=np.float32)
-        in_base = positions < nb
-        for part, segment, where, local in (
-            (0, self.base.segment, np.flatnonzero(in_base), positions[in_base]),
-            (1, self.delta, np.flatnonzero(~in_base), positions[~in_base] - nb),
-        ):
-            if not len(local):
-                continue
-            lex = segment.lexical
-            rows, owner = _unit_ranges(lex.entry_start, local)
-            kinds = lex.codes[rows] % KINDS
+        lexicals = (self.base.segment.lexical, self.delta.lexical)
+
+        def score(part: int, rows: np.ndarray, kinds: np.ndarray) -> np.ndarray:
             # A unit's doc in its corpus: whole answers in one, the other kinds in the other.
+            lex, (units, answers) = lexicals[part], matches[part]
             answer = kinds == ANSWER
             scores = np.empty(len(rows), dtype=np.float32)
-            scores[~answer] = matches[part][0].at(np.searchsorted(lex.unit_rows, rows[~answer]))
-            scores[answer] = matches[part][1].at(np.searchsorted(lex.answer_rows, rows[answer]))
-            out[where] = Grouping.sorted(owner * KINDS + kinds).best(scores, len(local))
-        return out
+            scores[~answer] = units.at(np.searchsorted(lex.unit_rows, rows[~answer]))
+            scores[answer] = answers.at(np.searchsorted(lex.answer_rows, rows[answer]))
+            return scores
+
+        return self._best_of_chosen(
+            positions, [(lex.entry_start, lex.codes) for lex in lexicals], score
+        )
 
     def _coverage(self, terms: list[str]) -> np.ndarray:
         """(positions,): the share of the question's term weight (IDF) each entry's text uses.

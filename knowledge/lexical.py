@@ -228,24 +228,33 @@ class CorpusStats:
         return math.log(1 + (self.n + 0.5) / 0.5)
 
 
+def _term_scores(
+    postings: Postings, stats: CorpusStats, query: list[str]
+) -> tuple[float, list[tuple[np.ndarray, np.ndarray]]]:
+    """The query's best possible BM25 (every distinct term matched) and, per query term
+    found, its docs and their term scores under the whole corpus's ``stats``."""
+    idf = {t: stats.idf(t) for t in set(query)}
+    avg = stats.avg_length
+    found = []
+    for term, weight in idf.items():
+        hit = postings.postings(term)
+        if hit is not None:
+            ids, tf = hit
+            norm = K1 * (1 - B + B * postings.lengths[ids] / avg)
+            found.append((ids, weight * tf / (tf + norm)))
+    return sum(idf.values()), found
+
+
 def bm25(postings: Postings, stats: CorpusStats, query: list[str]) -> np.ndarray:
     """Okapi BM25 of every doc of ``postings`` under the whole corpus's ``stats``,
     normalised to [0, 1]: divided by the query's best possible score (every distinct
     query term matched), so 1.0 means every informative query term was found."""
     out = np.zeros(postings.n, dtype=np.float32)
-    terms = set(query)
-    if not terms or not postings.n:
+    if not query or not postings.n:
         return out
-    idf = {t: stats.idf(t) for t in terms}
-    best = sum(idf.values())
-    avg = stats.avg_length
-    for term in terms:
-        found = postings.postings(term)
-        if found is None:
-            continue
-        ids, tf = found
-        norm = K1 * (1 - B + B * postings.lengths[ids] / avg)
-        out[ids] += idf[term] * tf / (tf + norm)
+    best, found = _term_scores(postings, stats, query)
+    for ids, scores in found:
+        out[ids] += scores
     return out / best
 
 
@@ -272,24 +281,14 @@ class DocScores:
 def bm25_matches(postings: Postings, stats: CorpusStats, query: list[str]) -> DocScores:
     """``bm25`` for the matching docs only: its cost follows the query's postings, not
     the corpus (a large index has hundreds of thousands of docs)."""
-    terms = set(query)
     empty = DocScores(np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32))
-    if not terms or not postings.n:
+    if not query or not postings.n:
         return empty
-    idf = {t: stats.idf(t) for t in terms}
-    best = sum(idf.values())
-    avg = stats.avg_length
-    ids, parts = [], []
-    for term in terms:
-        found = postings.postings(term)
-        if found is None:
-            continue
-        docs, tf = found
-        norm = K1 * (1 - B + B * postings.lengths[docs] / avg)
-        ids.append(np.asarray(docs, dtype=np.int64))
-        parts.append(idf[term] * tf / (tf + norm))
-    if not ids:
+    best, found = _term_scores(postings, stats, query)
+    if not found:
         return empty
-    docs, inverse = np.unique(np.concatenate(ids), return_inverse=True)
-    sums = np.bincount(inverse, weights=np.concatenate(parts), minlength=len(docs))
+    ids = np.concatenate([np.asarray(ids, dtype=np.int64) for ids, _ in found])
+    docs, inverse = np.unique(ids, return_inverse=True)
+    weights = np.concatenate([scores for _, scores in found])
+    sums = np.bincount(inverse, weights=weights, minlength=len(docs))
     return DocScores(docs, (sums / best).astype(np.float32))

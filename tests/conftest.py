@@ -11,6 +11,7 @@ import subprocess
 import sys
 import uuid
 from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -91,36 +92,57 @@ def _pg_url(name: str) -> str:
     return f"{PG_ADMIN_URL.rsplit('/', 1)[0]}/{name}"
 
 
+def derived_template(source: str | None, directory: Path, prepare: Callable[[str], None]) -> str:
+    """A template database (a PostgreSQL template's name, or a SQLite file's path) made
+    from ``source`` (another template, or nothing) by ``prepare(url)``; drop it with
+    ``drop_template``."""
+    if SETUP == "scaled":
+        name = f"ra_tpl_{uuid.uuid4().hex[:10]}"
+        _pg(f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{source}"' if source else ""))
+        prepare(_pg_url(name))
+        return name
+    path = directory / "template.db"
+    if source:
+        shutil.copy(source, path)
+    prepare(f"sqlite:///{path}")
+    return str(path)
+
+
+def drop_template(template: str) -> None:
+    if SETUP == "scaled":
+        _pg(f'DROP DATABASE IF EXISTS "{template}" WITH (FORCE)')
+
+
+@contextmanager
+def database_from(template: str, directory: Path) -> Iterator[str]:
+    """A fresh database for one test, copied from ``template``; its URL."""
+    if SETUP == "scaled":
+        name = f"ra_t_{uuid.uuid4().hex[:12]}"
+        _pg(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+        yield _pg_url(name)
+        _pg(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        return
+    target = directory / "app.db"
+    shutil.copy(template, target)
+    yield f"sqlite:///{target}"
+
+
 @pytest.fixture(scope="session")
 def seeded_template(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A migrated database with the seed imported, built once per test session.
 
     Embedded: a SQLite file copied per test. Scaled: a PostgreSQL template database.
     """
-    if SETUP == "scaled":
-        name = f"ra_tpl_{uuid.uuid4().hex[:10]}"
-        _pg(f'CREATE DATABASE "{name}"')
-        _seed(_pg_url(name))
-        yield name
-        _pg(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        return
-    path = tmp_path_factory.mktemp("template") / "seeded.db"
-    _seed(f"sqlite:///{path}")
-    yield str(path)
+    template = derived_template(None, tmp_path_factory.mktemp("template"), _seed)
+    yield template
+    drop_template(template)
 
 
 @pytest.fixture
 def db_url(seeded_template: str, tmp_path: Path) -> Iterator[str]:
     """A fresh seeded database for one test."""
-    if SETUP == "scaled":
-        name = f"ra_t_{uuid.uuid4().hex[:12]}"
-        _pg(f'CREATE DATABASE "{name}" TEMPLATE "{seeded_template}"')
-        yield _pg_url(name)
-        _pg(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        return
-    target = tmp_path / "app.db"
-    shutil.copy(seeded_template, target)
-    yield f"sqlite:///{target}"
+    with database_from(seeded_template, tmp_path) as url:
+        yield url
 
 
 @pytest.fixture

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -31,7 +29,7 @@ from knowledge.entry_store import (
 from knowledge.index_sync import IndexOptions
 from knowledge.schema import EntryData
 from knowledge.tables import Entry
-from tests.conftest import SETUP, _pg, _pg_url
+from tests.conftest import database_from, derived_template, drop_template
 
 ROOT = Path(__file__).resolve().parent.parent
 EVAL_ENTRIES = ROOT / "bench" / "eval" / "entries"
@@ -61,17 +59,9 @@ MIXUP = {
 @pytest.fixture(scope="module")
 def eval_template(seeded_template: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The seed plus the 24 evaluation entries (written as a TA would), built once."""
-    if SETUP == "scaled":
-        name = f"ra_tpl_{uuid.uuid4().hex[:10]}"
-        _pg(f'CREATE DATABASE "{name}" TEMPLATE "{seeded_template}"')
-        _import_eval(_pg_url(name))
-        yield name
-        _pg(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        return
-    path = tmp_path_factory.mktemp("eval-template") / "eval.db"
-    shutil.copy(seeded_template, path)
-    _import_eval(f"sqlite:///{path}")
-    yield str(path)
+    template = derived_template(seeded_template, tmp_path_factory.mktemp("eval"), _import_eval)
+    yield template
+    drop_template(template)
 
 
 def _import_eval(url: str) -> None:
@@ -82,18 +72,10 @@ def _import_eval(url: str) -> None:
 
 @pytest.fixture
 def sessions(eval_template: str, tmp_path: Path) -> Iterator[sessionmaker[Session]]:
-    if SETUP == "scaled":
-        name = f"ra_t_{uuid.uuid4().hex[:12]}"
-        _pg(f'CREATE DATABASE "{name}" TEMPLATE "{eval_template}"')
-        url = _pg_url(name)
-    else:
-        shutil.copy(eval_template, tmp_path / "app.db")
-        url = f"sqlite:///{tmp_path / 'app.db'}"
-    engine = make_engine(url)
-    yield make_sessionmaker(engine)
-    engine.dispose()
-    if SETUP == "scaled":
-        _pg(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with database_from(eval_template, tmp_path) as url:
+        engine = make_engine(url)
+        yield make_sessionmaker(engine)
+        engine.dispose()
 
 
 def evidence(retriever: Retriever, question: str) -> dict[str, np.ndarray]:
