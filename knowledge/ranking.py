@@ -114,24 +114,30 @@ def candidate_features(
     others = np.ones(len(rank), dtype=bool)
     others[candidate] = False
     others[list(ignore)] = False
-    values = []
-    for name in names:
-        margin = name.endswith("_m")
-        base = name[:-2] if margin else name
-        if base == "rank":
-            column = rank
-        elif base in ("ja", "xl", "question_units", "chars"):
-            values.append(_scalar(signals, candidate, base))
-            continue
-        else:
-            column = signals.column(base)
-        value = float(column[candidate])
-        if margin:
-            rivals = column[others]
-            rivals = rivals[np.isfinite(rivals)]
-            value -= float(rivals.max()) if len(rivals) else 0.0
-        values.append(value)
-    return np.array(values, dtype=np.float64)
+    return np.array([_feature(signals, rank, candidate, others, n) for n in names])
+
+
+def _feature(
+    signals: Signals, rank: np.ndarray, candidate: int, others: np.ndarray, name: str
+) -> float:
+    """One confidence input: ``<column>``, ``<column>_m`` (its margin over the best
+    rival), a scalar of the question or candidate, or ``<a>*<b>`` (a product)."""
+    if "*" in name:
+        left, right = name.split("*", 1)
+        return _feature(signals, rank, candidate, others, left) * _feature(
+            signals, rank, candidate, others, right
+        )
+    margin = name.endswith("_m")
+    base = name[:-2] if margin else name
+    if base in ("ja", "xl", "question_units", "chars"):
+        return _scalar(signals, candidate, base)
+    column = rank if base == "rank" else signals.column(base)
+    value = float(column[candidate])
+    if margin:
+        rivals = column[others]
+        rivals = rivals[np.isfinite(rivals)]
+        value -= float(rivals.max()) if len(rivals) else 0.0
+    return value
 
 
 def _scalar(signals: Signals, candidate: int, name: str) -> float:
@@ -146,6 +152,8 @@ def _scalar(signals: Signals, candidate: int, name: str) -> float:
 
 @dataclass(frozen=True)
 class Confidence:
+    """A logistic model of the standardised inputs."""
+
     features: tuple[str, ...]
     mean: np.ndarray
     scale: np.ndarray
@@ -153,8 +161,94 @@ class Confidence:
     intercept: float
 
     def probability(self, x: np.ndarray) -> float:
-        z = float(((x - self.mean) / self.scale) @ self.coef + self.intercept)
-        return 1.0 / (1.0 + math.exp(-max(-60.0, min(60.0, z))))
+        return _sigmoid(float(((x - self.mean) / self.scale) @ self.coef + self.intercept))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kind": "logistic",
+            "features": list(self.features),
+            "mean": _floats(self.mean),
+            "scale": _floats(self.scale),
+            "coef": _floats(self.coef),
+            "intercept": round(self.intercept, 6),
+        }
+
+
+@dataclass(frozen=True)
+class BoostedConfidence:
+    """Gradient-boosted regression trees on the log-odds, as scikit-learn's
+    ``GradientBoostingClassifier`` fits them, evaluated here without scikit-learn.
+
+    Every tree is padded to the same node count; a node's ``feature`` is -1 at a leaf.
+    A sample goes left when its input, as float32 (the precision the trees were fitted
+    in), is at most the node's threshold.
+    """
+
+    features: tuple[str, ...]
+    init: float  # the log-odds before any tree
+    rate: float  # the learning rate every tree's output is scaled by
+    feature: np.ndarray  # (trees, nodes) int
+    threshold: np.ndarray  # (trees, nodes) float64
+    left: np.ndarray  # (trees, nodes) int
+    right: np.ndarray  # (trees, nodes) int
+    value: np.ndarray  # (trees, nodes) float64: a leaf's output
+
+    def probability(self, x: np.ndarray) -> float:
+        x = np.asarray(x, dtype=np.float32).astype(np.float64)
+        trees = np.arange(len(self.feature))
+        node = np.zeros(len(self.feature), dtype=np.int64)
+        while True:
+            f = self.feature[trees, node]
+            inner = f >= 0
+            if not inner.any():
+                break
+            goes_left = x[np.where(inner, f, 0)] <= self.threshold[trees, node]
+            step = np.where(goes_left, self.left[trees, node], self.right[trees, node])
+            node = np.where(inner, step, node)
+        return _sigmoid(self.init + self.rate * float(self.value[trees, node].sum()))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kind": "boosted",
+            "features": list(self.features),
+            "init": float(self.init),
+            "rate": float(self.rate),
+            # thresholds and leaf values at full precision: a rounded threshold can
+            # send an input down the other branch
+            **{
+                name: getattr(self, name).tolist()
+                for name in ("feature", "threshold", "left", "right", "value")
+            },
+        }
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> BoostedConfidence:
+        return cls(
+            tuple(raw["features"]),
+            float(raw["init"]),
+            float(raw["rate"]),
+            np.array(raw["feature"], dtype=np.int64),
+            np.array(raw["threshold"], dtype=np.float64),
+            np.array(raw["left"], dtype=np.int64),
+            np.array(raw["right"], dtype=np.int64),
+            np.array(raw["value"], dtype=np.float64),
+        )
+
+
+def confidence_from_dict(raw: dict[str, Any]) -> Confidence | BoostedConfidence:
+    if raw.get("kind", "logistic") == "boosted":
+        return BoostedConfidence.from_dict(raw)
+    return Confidence(
+        tuple(raw["features"]),
+        np.array(raw["mean"]),
+        np.array(raw["scale"]),
+        np.array(raw["coef"]),
+        float(raw["intercept"]),
+    )
+
+
+def _sigmoid(z: float) -> float:
+    return 1.0 / (1.0 + math.exp(-max(-60.0, min(60.0, z))))
 
 
 @dataclass(frozen=True)
@@ -172,7 +266,7 @@ class RetrievalModel:
 
     signals: tuple[str, ...]  # dense models and "bm25", in the order scored
     ranker: Ranker
-    confidence: Confidence
+    confidence: Confidence | BoostedConfidence
     threshold: float  # answer when the confidence reaches it
     fitted: dict[str, Any]  # what it was fitted on (for the record)
 
@@ -182,36 +276,22 @@ class RetrievalModel:
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> RetrievalModel:
-        conf = raw["confidence"]
         return cls(
             signals=tuple(raw["signals"]),
             ranker=Ranker(tuple(raw["rank"]["features"]), np.array(raw["rank"]["weights"])),
-            confidence=Confidence(
-                tuple(conf["features"]),
-                np.array(conf["mean"]),
-                np.array(conf["scale"]),
-                np.array(conf["coef"]),
-                float(conf["intercept"]),
-            ),
+            confidence=confidence_from_dict(raw["confidence"]),
             threshold=float(raw["threshold"]),
             fitted=dict(raw.get("fitted", {})),
         )
 
     def to_dict(self) -> dict[str, Any]:
-        c = self.confidence
         return {
             "signals": list(self.signals),
             "rank": {
                 "features": list(self.ranker.features),
                 "weights": _floats(self.ranker.weights),
             },
-            "confidence": {
-                "features": list(c.features),
-                "mean": _floats(c.mean),
-                "scale": _floats(c.scale),
-                "coef": _floats(c.coef),
-                "intercept": round(c.intercept, 6),
-            },
+            "confidence": self.confidence.to_dict(),
             "threshold": round(self.threshold, 4),
             "fitted": self.fitted,
         }
