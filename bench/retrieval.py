@@ -316,6 +316,7 @@ CONFIDENCE_FEATURES_TEMPLATE = (
     "rank", "rank_m", "ja", "xl", "question_units", "chars",
     "{e}:q", "{e}:q_m", "{e}:p", "{e}:a", "{e}:a_m",
     "bm25:q", "bm25:p", "bm25:a", "cov", "cov_m",
+    "terms", "cov*terms", "cov_m*terms",  # full coverage of a one-term question says little
 )  # fmt: skip
 
 

@@ -213,6 +213,7 @@ class Retriever:
             in_language=found.in_language,
             lang=lang,
             chars=len(question),
+            terms=len(set(terms)),
         )
         return signals, found.positions
 

@@ -45,6 +45,7 @@ class Signals:
     in_language: np.ndarray  # (entries,) bool: entry written in the question's language
     lang: str
     chars: int
+    terms: int = 0  # distinct search terms of the question
 
     def column(self, name: str) -> np.ndarray:
         """A per-entry feature by name: ``<signal>:<q|p|a|x>`` (x: the best of the three),
@@ -97,11 +98,6 @@ class Ranker:
         return out
 
 
-# Confidence features of one candidate, given its rank score and the best other one.
-# "<feature>_m" is the candidate's value minus the best value any other entry has.
-BASE_FEATURES = ("rank", "rank_m", "ja", "xl", "question_units", "chars")
-
-
 def candidate_features(
     signals: Signals,
     rank: np.ndarray,
@@ -129,7 +125,7 @@ def _feature(
         )
     margin = name.endswith("_m")
     base = name[:-2] if margin else name
-    if base in ("ja", "xl", "question_units", "chars"):
+    if base in SCALARS:
         return _scalar(signals, candidate, base)
     column = rank if base == "rank" else signals.column(base)
     value = float(column[candidate])
@@ -147,7 +143,12 @@ def _scalar(signals: Signals, candidate: int, name: str) -> float:
         return float(not signals.in_language[candidate])
     if name == "question_units":  # many aliases lift an entry's best score by chance
         return math.log1p(float(signals.question_units[candidate]))
+    if name == "terms":  # one matched term covers all of a one-term question
+        return math.log1p(signals.terms)
     return math.log1p(signals.chars)
+
+
+SCALARS = ("ja", "xl", "question_units", "chars", "terms")
 
 
 @dataclass(frozen=True)
