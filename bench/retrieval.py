@@ -237,75 +237,21 @@ def top_examples(cs: list[Case], ranker: Any, names: tuple[str, ...]):  # type: 
     return np.array(xs), np.array(right, dtype=int), tops
 
 
-# The confidence model: "logistic", or "boosted" (shallow gradient-boosted trees, to try
-# with --confidence-model). Out of fold on the tuning half the trees separated right from
-# wrong first entries better (AUC 0.964 against 0.953 for the logistic model, both with
-# five more margins as inputs), but on the held-out half they answered more while
-# declining fewer in-domain questions and with a lower precision (0.958 against 0.972),
-# so the shipped model stays logistic.
-CONFIDENCE_MODEL = {"kind": "logistic"}
-BOOSTING = {
-    "n_estimators": 200, "max_depth": 2, "learning_rate": 0.05, "min_samples_leaf": 20,
-}  # fmt: skip
-
-
+# A logistic confidence. Shallow gradient-boosted trees on the same inputs (scikit-learn's
+# GradientBoostingClassifier) separated right from wrong first entries better out of fold
+# on the tuning half (AUC 0.964 against 0.953, both with five more margins as inputs), but
+# on the held-out half they declined fewer in-domain questions and answered with a lower
+# precision (0.958 against 0.972), so they were not kept.
 def fit_confidence(cs: list[Case], ranker: Any, names: tuple[str, ...]) -> Any:  # noqa: ANN401
-    x, y, _ = top_examples(cs, ranker, names)
-    if CONFIDENCE_MODEL["kind"] == "logistic":
-        return fit_logistic(x, y, names)
-    from sklearn.ensemble import GradientBoostingClassifier
-
-    clf = GradientBoostingClassifier(random_state=0, **BOOSTING).fit(x, y)
-    return boosted_from_sklearn(clf, names, x)
-
-
-def fit_logistic(x: np.ndarray, y: np.ndarray, names: tuple[str, ...]) -> Any:  # noqa: ANN401
     from sklearn.linear_model import LogisticRegression
 
     from knowledge.ranking import Confidence
 
+    x, y, _ = top_examples(cs, ranker, names)
     mean, scale = x.mean(axis=0), x.std(axis=0)
     scale[scale == 0] = 1.0
     clf = LogisticRegression(C=1.0, max_iter=5000).fit((x - mean) / scale, y)
     return Confidence(names, mean, scale, clf.coef_[0], float(clf.intercept_[0]))
-
-
-def boosted_from_sklearn(clf: Any, names: tuple[str, ...], x: np.ndarray) -> Any:  # noqa: ANN401
-    """A fitted binary ``GradientBoostingClassifier`` as ``BoostedConfidence``; checked to
-    give scikit-learn's own probabilities on ``x``."""
-    from knowledge.ranking import BoostedConfidence
-
-    trees = [est.tree_ for est in clf.estimators_[:, 0]]
-    width = max(t.node_count for t in trees)
-
-    def padded(attr: str, fill: float, dtype: type) -> np.ndarray:
-        out = np.full((len(trees), width), fill, dtype=dtype)
-        for i, t in enumerate(trees):
-            values = getattr(t, attr) if attr != "value" else t.value[:, 0, 0]
-            out[i, : t.node_count] = values
-        return out
-
-    feature = padded("feature", -1, np.int64)
-    feature[feature < 0] = -1  # scikit-learn marks a leaf -2
-    rate = float(clf.learning_rate)
-    # The starting log-odds: the decision function less what the trees add.
-    tree_sum = sum(t.predict(x[:1].astype(np.float32))[0, 0] for t in trees)
-    init = float(clf.decision_function(x[:1])[0]) - rate * float(tree_sum)
-    model = BoostedConfidence(
-        names,
-        init,
-        rate,
-        feature,
-        padded("threshold", 0.0, np.float64),
-        padded("children_left", -1, np.int64),
-        padded("children_right", -1, np.int64),
-        padded("value", 0.0, np.float64),
-    )
-    ours = np.array([model.probability(row) for row in x])
-    theirs = clf.predict_proba(x)[:, 1]
-    if np.abs(ours - theirs).max() > 1e-9:
-        raise AssertionError(f"exported trees differ: {np.abs(ours - theirs).max()}")
-    return model
 
 
 RANK_FEATURES_TEMPLATE = (
@@ -536,15 +482,9 @@ def tune(tuning: list[Case], base: Any) -> Any:  # noqa: ANN401
         },
     )
     print(f"\nthreshold {threshold:.3f}")
-    conf = fitted.confidence
-    if hasattr(conf, "coef"):
-        confidence = ("confidence coefficients", conf.coef, conf.features)
-    else:  # how often the trees split on each input
-        splits = np.bincount(conf.feature[conf.feature >= 0], minlength=len(conf.features))
-        confidence = ("confidence splits", splits, conf.features)
     for name, values, features in (
         ("rank weights", fitted.ranker.weights, fitted.ranker.features),
-        confidence,
+        ("confidence coefficients", fitted.confidence.coef, fitted.confidence.features),
     ):
         print(
             f"{name}: " + ", ".join(f"{f} {v:.2f}" for f, v in zip(features, values, strict=True))
@@ -558,7 +498,6 @@ def main() -> None:
     parser.add_argument("--dry-run", action="store_true", help="with --tune: write nothing")
     parser.add_argument("--rank-features", help="with --tune: comma-separated ({e} = encoder)")
     parser.add_argument("--confidence-features", help="with --tune: comma-separated")
-    parser.add_argument("--confidence-model", choices=("boosted", "logistic"), help="with --tune")
     args = parser.parse_args()
     from knowledge.ranking import MODEL_FILE, RetrievalModel
 
@@ -566,8 +505,6 @@ def main() -> None:
         FEATURES["rank"] = tuple(args.rank_features.split(","))
     if args.confidence_features:
         FEATURES["confidence"] = tuple(args.confidence_features.split(","))
-    if args.confidence_model:
-        CONFIDENCE_MODEL["kind"] = args.confidence_model
 
     started = time.monotonic()
     model = RetrievalModel.load()

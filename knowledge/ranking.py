@@ -45,7 +45,7 @@ class Signals:
     in_language: np.ndarray  # (entries,) bool: entry written in the question's language
     lang: str
     chars: int
-    terms: int = 0  # distinct search terms of the question
+    terms: int  # distinct search terms of the question
 
     def column(self, name: str) -> np.ndarray:
         """A per-entry feature by name: ``<signal>:<q|p|a|x>`` (x: the best of the three),
@@ -166,7 +166,6 @@ class Confidence:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "kind": "logistic",
             "features": list(self.features),
             "mean": _floats(self.mean),
             "scale": _floats(self.scale),
@@ -174,78 +173,15 @@ class Confidence:
             "intercept": round(self.intercept, 6),
         }
 
-
-@dataclass(frozen=True)
-class BoostedConfidence:
-    """Gradient-boosted regression trees on the log-odds, as scikit-learn's
-    ``GradientBoostingClassifier`` fits them, evaluated here without scikit-learn.
-
-    Every tree is padded to the same node count; a node's ``feature`` is -1 at a leaf.
-    A sample goes left when its input, as float32 (the precision the trees were fitted
-    in), is at most the node's threshold.
-    """
-
-    features: tuple[str, ...]
-    init: float  # the log-odds before any tree
-    rate: float  # the learning rate every tree's output is scaled by
-    feature: np.ndarray  # (trees, nodes) int
-    threshold: np.ndarray  # (trees, nodes) float64
-    left: np.ndarray  # (trees, nodes) int
-    right: np.ndarray  # (trees, nodes) int
-    value: np.ndarray  # (trees, nodes) float64: a leaf's output
-
-    def probability(self, x: np.ndarray) -> float:
-        x = np.asarray(x, dtype=np.float32).astype(np.float64)
-        trees = np.arange(len(self.feature))
-        node = np.zeros(len(self.feature), dtype=np.int64)
-        while True:
-            f = self.feature[trees, node]
-            inner = f >= 0
-            if not inner.any():
-                break
-            goes_left = x[np.where(inner, f, 0)] <= self.threshold[trees, node]
-            step = np.where(goes_left, self.left[trees, node], self.right[trees, node])
-            node = np.where(inner, step, node)
-        return _sigmoid(self.init + self.rate * float(self.value[trees, node].sum()))
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "kind": "boosted",
-            "features": list(self.features),
-            "init": float(self.init),
-            "rate": float(self.rate),
-            # thresholds and leaf values at full precision: a rounded threshold can
-            # send an input down the other branch
-            **{
-                name: getattr(self, name).tolist()
-                for name in ("feature", "threshold", "left", "right", "value")
-            },
-        }
-
     @classmethod
-    def from_dict(cls, raw: dict[str, Any]) -> BoostedConfidence:
+    def from_dict(cls, raw: dict[str, Any]) -> Confidence:
         return cls(
             tuple(raw["features"]),
-            float(raw["init"]),
-            float(raw["rate"]),
-            np.array(raw["feature"], dtype=np.int64),
-            np.array(raw["threshold"], dtype=np.float64),
-            np.array(raw["left"], dtype=np.int64),
-            np.array(raw["right"], dtype=np.int64),
-            np.array(raw["value"], dtype=np.float64),
+            np.array(raw["mean"]),
+            np.array(raw["scale"]),
+            np.array(raw["coef"]),
+            float(raw["intercept"]),
         )
-
-
-def confidence_from_dict(raw: dict[str, Any]) -> Confidence | BoostedConfidence:
-    if raw.get("kind", "logistic") == "boosted":
-        return BoostedConfidence.from_dict(raw)
-    return Confidence(
-        tuple(raw["features"]),
-        np.array(raw["mean"]),
-        np.array(raw["scale"]),
-        np.array(raw["coef"]),
-        float(raw["intercept"]),
-    )
 
 
 def _sigmoid(z: float) -> float:
@@ -267,7 +203,7 @@ class RetrievalModel:
 
     signals: tuple[str, ...]  # dense models and "bm25", in the order scored
     ranker: Ranker
-    confidence: Confidence | BoostedConfidence
+    confidence: Confidence
     threshold: float  # answer when the confidence reaches it
     fitted: dict[str, Any]  # what it was fitted on (for the record)
 
@@ -280,7 +216,7 @@ class RetrievalModel:
         return cls(
             signals=tuple(raw["signals"]),
             ranker=Ranker(tuple(raw["rank"]["features"]), np.array(raw["rank"]["weights"])),
-            confidence=confidence_from_dict(raw["confidence"]),
+            confidence=Confidence.from_dict(raw["confidence"]),
             threshold=float(raw["threshold"]),
             fitted=dict(raw.get("fitted", {})),
         )

@@ -13,13 +13,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from knowledge.index import EMPTY
-from knowledge.ranking import (
-    MODEL_FILE,
-    Confidence,
-    RetrievalModel,
-    candidate_features,
-    fill_missing,
-)
+from knowledge.ranking import MODEL_FILE, RetrievalModel, candidate_features, fill_missing
 from tests.api_fixtures import bearer, make_token
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -139,28 +133,8 @@ def test_the_shipped_model_is_complete_and_fitted() -> None:
     assert 0.0 < model.threshold < 1.0
     assert len(model.ranker.weights) == len(model.ranker.features)
     n = len(model.confidence.features)
-    if isinstance(model.confidence, Confidence):
-        assert model.confidence.coef.shape == model.confidence.mean.shape == (n,)
+    assert model.confidence.coef.shape == model.confidence.mean.shape == (n,)
     assert RetrievalModel.from_dict(model.to_dict()).to_dict() == model.to_dict()
-
-
-def test_boosted_trees_exported_from_scikit_learn_give_its_probabilities() -> None:
-    from sklearn.ensemble import GradientBoostingClassifier
-
-    from bench.retrieval import boosted_from_sklearn
-
-    rng = np.random.default_rng(7)
-    x = rng.normal(size=(400, 3))
-    y = (x[:, 0] * x[:, 1] + 0.3 * rng.normal(size=400) > 0).astype(int)  # not linear
-    clf = GradientBoostingClassifier(n_estimators=40, max_depth=2, random_state=0).fit(x, y)
-    model = boosted_from_sklearn(clf, ("a", "b", "c"), x)
-    fresh = rng.normal(size=(50, 3))  # inputs the export was not checked on
-    ours = np.array([model.probability(row) for row in fresh])
-    assert np.allclose(ours, clf.predict_proba(fresh)[:, 1], atol=1e-9)
-    assert ours.min() < 0.3 and ours.max() > 0.7  # the trees decide something
-    saved = RetrievalModel.load(MODEL_FILE)
-    boosted = RetrievalModel.from_dict(dict(saved.to_dict(), confidence=model.to_dict()))
-    assert boosted.confidence.probability(fresh[0]) == model.probability(fresh[0])
 
 
 def test_every_feature_of_the_model_is_computed(app: Flask) -> None:
