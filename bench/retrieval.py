@@ -202,11 +202,19 @@ def rank_matrix(cs: list[Case], features: tuple[str, ...]) -> np.ndarray:
 
 
 def fit_ranker(cs: list[Case], features: tuple[str, ...], l2: float = 1e-3) -> np.ndarray:
-    """Conditional logit: the right entry's softmax probability over all entries, maximised."""
+    """Conditional logit: the right entry's softmax probability over all entries, maximised.
+
+    The penalty is on the weights of standardised features: on raw ones it held back the
+    encoder's cosines, whose spread across entries is a tenth of BM25's (out of fold on the
+    tuning half the right entry ranked first 0.963 so, 0.988 standardised).
+    """
     from scipy.optimize import minimize
 
     answerable = [c for c in cs if c.target >= 0]
     x = rank_matrix(answerable, features)
+    scale = x.reshape(-1, len(features)).std(axis=0)
+    scale[scale == 0] = 1.0
+    x = x / scale
     y = np.array([c.target for c in answerable])
     rows = np.arange(len(y))
 
@@ -220,7 +228,7 @@ def fit_ranker(cs: list[Case], features: tuple[str, ...], l2: float = 1e-3) -> n
         return nll, grad
 
     w0 = np.full(len(features), 1.0)
-    return minimize(loss, w0, jac=True, method="L-BFGS-B").x
+    return minimize(loss, w0, jac=True, method="L-BFGS-B").x / scale
 
 
 def top_examples(cs: list[Case], ranker: Any, names: tuple[str, ...]):  # type: ignore[no-untyped-def]  # noqa: ANN401
