@@ -139,8 +139,6 @@ def _feature(
 def _scalar(signals: Signals, candidate: int, name: str) -> float:
     if name == "ja":
         return float(signals.lang == "ja")
-    if name == "xl":  # the entry is not written in the question's language
-        return float(not signals.in_language[candidate])
     if name == "question_units":  # many aliases lift an entry's best score by chance
         return math.log1p(float(signals.question_units[candidate]))
     if name == "terms":  # one matched term covers all of a one-term question
@@ -148,7 +146,7 @@ def _scalar(signals: Signals, candidate: int, name: str) -> float:
     return math.log1p(signals.chars)
 
 
-SCALARS = ("ja", "xl", "question_units", "chars", "terms")
+SCALARS = ("ja", "question_units", "chars", "terms")
 
 
 @dataclass(frozen=True)
