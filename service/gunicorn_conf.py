@@ -16,7 +16,10 @@ if TYPE_CHECKING:
 # Each request's encoder call runs on one thread: the web role gets its parallelism from
 # processes x threads, and more inference threads than cores only contend. (Set before
 # the settings are first read, which the workers inherit.)
-os.environ.setdefault("EMBED_THREADS", "1")
+# So do numpy's matrix products (the token recall's): OpenBLAS threads of concurrent
+# requests oversubscribed the cores (bench.load: 33 distinct asks/s so, 81 with one).
+# Read when numpy is first imported, which is after this file in every process.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", os.environ.setdefault("EMBED_THREADS", "1"))
 _settings = settings()
 
 bind = _settings.WEB_BIND

@@ -134,6 +134,10 @@ def test_the_shipped_model_is_complete_and_fitted() -> None:
     assert len(model.ranker.weights) == len(model.ranker.features)
     n = len(model.confidence.features)
     assert model.confidence.coef.shape == model.confidence.mean.shape == (n,)
+    # token recall is an input, and a fallback without it decides where it is not computed
+    assert model.tokens is not None and model.tokens.mean.shape == (384,)
+    assert "tok" in model.confidence.features and model.fallback is not None
+    assert not any("tok" in f for f in model.fallback.features)
     assert RetrievalModel.from_dict(model.to_dict()).to_dict() == model.to_dict()
 
 

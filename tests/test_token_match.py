@@ -1,0 +1,112 @@
+"""Token recall (``knowledge.token_match``): the encoder's token states, the recall of a
+question's tokens in an entry's text, the per-process cache, and the fallback where a
+knowledge base is too large for it (real model, real database)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+from knowledge import embedders, onnx_e5, token_match
+from knowledge.ask import Retriever
+from knowledge.ranking import TOKEN_CANDIDATES, RetrievalModel, TokenSpace
+
+E5 = embedders.E5Small.name
+
+
+@pytest.fixture(scope="module")
+def e5() -> embedders.E5Small:
+    embedder = embedders.get(E5)
+    assert isinstance(embedder, embedders.E5Small)
+    return embedder
+
+
+@pytest.fixture(scope="module")
+def space() -> TokenSpace:
+    model = RetrievalModel.load()
+    assert model.tokens is not None, "the shipped model compares token states"
+    return model.tokens
+
+
+def test_token_states_come_from_the_same_pass_as_the_vectors(e5: embedders.E5Small) -> None:
+    texts = ["Why divide attention logits by sqrt(d)?", "ダブルディセントとは？", "x " * 700]
+    model = e5._load()
+    vectors, states = model.encode_with_tokens(texts, "query")
+    assert np.allclose(vectors, model.encode(texts, "query"))
+    tokenizer = model.inputs.tokenizer
+    for text, s in zip(texts, states, strict=True):
+        # every token of the text, the prefix and markers left out, windows joined
+        assert s.shape == (len(tokenizer.ids(text)), model.inputs.hidden), text
+    assert len(tokenizer.windows(onnx_e5.PREFIXES["query"] + texts[2])) == 2
+
+
+def test_a_paraphrase_recalls_more_of_the_entry_than_a_neighbouring_question(
+    app: Flask, e5: embedders.E5Small, space: TokenSpace
+) -> None:
+    retriever: Retriever = app.extensions["core"].retriever
+    entry = next(e for e in retriever.index().entries if e.slug == "attention-sqrt-d-scaling")
+    states = token_match.EntryStates(E5, space, max_entries=4).get(retriever.factory, [entry])[0]
+
+    def recall(question: str) -> float:
+        raw = e5.encode_queries_with_tokens([question])[0][1]
+        return token_match.recall(space.project(raw), states)
+
+    paraphrases = [
+        recall("why do we scale the attention scores by 1/sqrt(d_k)?"),
+        recall("アテンションでルートdで割る理由は？"),
+    ]
+    neighbours = [  # the same words (attention, query, key), another mechanism
+        recall("why do rotary position embeddings rotate the query and key vectors?"),
+        recall("ロータリー位置埋め込みはなぜクエリとキーを回転させるの？"),
+    ]
+    assert min(paraphrases) > max(neighbours) + 0.1, (paraphrases, neighbours)
+    assert token_match.recall(np.zeros((0, len(space.mean))), states) == 0.0
+
+
+def test_the_cache_keeps_the_most_recent_entries_by_content(app: Flask, space: TokenSpace) -> None:
+    retriever = app.extensions["core"].retriever
+    entries = list(retriever.index().entries)[:3]
+    states = token_match.EntryStates(E5, space, max_entries=2)
+    first = states.get(retriever.factory, entries)
+    assert all(len(s) > 10 and s.dtype == np.float32 for s in first)
+    keys = [e.content_hash for e in entries]
+    assert list(states._cache) == keys[1:]  # the least recently used went out
+    again = states.get(retriever.factory, entries[1:2])[0]  # a hit: now the most recent
+    assert again is states._cache[keys[1]] and np.array_equal(again, first[1])
+    recomputed = states.get(retriever.factory, entries[:1])[0]
+    assert list(states._cache) == [keys[1], keys[0]]
+    assert np.allclose(recomputed, first[0], atol=1e-5)
+    norms = np.linalg.norm(first[0], axis=1)
+    assert np.allclose(norms, 1.0, atol=1e-4)  # centred, then normalised
+
+
+def test_questions_get_token_recall_for_the_first_entries_by_rank(app: Flask) -> None:
+    retriever: Retriever = app.extensions["core"].retriever
+    assert retriever.model.uses_tokens and retriever.token_states is not None
+    matches, decision = retriever._ranked("why divide attention logits by sqrt(d)?", None, 5, None)
+    assert decision is not None and decision.answer
+    assert matches[0].entry.slug == "attention-sqrt-d-scaling"
+    # Ranked below the entries with a token recall, the rest are judged by the fallback.
+    assert len(matches) == 5 and all(0.0 <= m.confidence <= 1.0 for m in matches)
+    signals = retriever.signals("why divide attention logits by sqrt(d)?")
+    assert signals.token_recall is not None and np.isfinite(signals.token_recall).all()
+    assert len(signals.token_recall) > TOKEN_CANDIDATES
+
+
+def test_a_knowledge_base_larger_than_the_cache_is_answered_with_the_fallback(
+    app: Flask, client: FlaskClient, space: TokenSpace
+) -> None:
+    retriever: Retriever = app.extensions["core"].retriever
+    question = "why divide attention logits by sqrt(d)?"
+    with_tokens = retriever.ask(question, log=False)
+    retriever.token_states = token_match.EntryStates(E5, space, max_entries=1)
+    signals = retriever.signals(question)
+    assert signals.token_recall is None and signals.question_states is None
+    without = retriever.ask(question, log=False)
+    assert not without.abstained and without.best is not None
+    assert without.best.entry.slug == "attention-sqrt-d-scaling"
+    assert without.confidence != with_tokens.confidence  # another model decided
+    body = client.post("/api/v1/ask", json={"question": question, "top_k": 10}).json
+    assert body["answer"]["slug"] == "attention-sqrt-d-scaling"
