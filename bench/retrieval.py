@@ -29,7 +29,7 @@ import math
 import statistics
 import tempfile
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass, replace
 from datetime import date
 from pathlib import Path
@@ -323,7 +323,8 @@ def _logit(p: float) -> float:
 
 
 def token_space(questions: list[dict[str, Any]]) -> Any:  # noqa: ANN401
-    """The mean token state of the tuning half's questions (``knowledge.ranking.TokenSpace``)."""
+    """The mean token state and the token idf of the tuning half's questions
+    (``knowledge.ranking.TokenSpace``)."""
     from knowledge import embedders
     from knowledge.ranking import TokenSpace
     from knowledge.text import normalize
@@ -331,7 +332,10 @@ def token_space(questions: list[dict[str, Any]]) -> Any:  # noqa: ANN401
     e5: Any = embedders.get("multilingual-e5-small-int8")
     texts = [normalize(q["q"]) for q in questions if q["split"] == "tune"]
     states = np.concatenate([s for _, s in e5.encode_queries_with_tokens(texts)])
-    return TokenSpace(states.mean(axis=0).astype(np.float32))
+    df = Counter(i for t in texts for i in set(e5.token_ids(t)))
+    n = len(texts)
+    idf = {i: math.log((n + 1) / (c + 1)) + 1.0 for i, c in df.items()}
+    return TokenSpace(states.mean(axis=0).astype(np.float32), idf, math.log(n + 1) + 1.0)
 
 
 def out_of_fold(cs: list[Case], base: Any, folds: int = 4) -> list[tuple[Any, Case]]:  # noqa: ANN401

@@ -222,8 +222,9 @@ class Retriever:
             return
         entries = [index.entries[int(positions[i])] for i in which]
         found = np.full(len(positions), np.nan)
+        weights = signals.question_weights
         for i, states in zip(which, self.token_states.get(self.factory, entries), strict=True):
-            found[i] = token_match.recall(question, states)
+            found[i] = token_match.recall(question, states, weights)
         signals.token_recall = found
 
     def _evidence(
@@ -232,13 +233,15 @@ class Retriever:
         """Evidence for the entries the index puts forward, and their positions."""
         lang = lang or detect_lang(question)
         terms = tokens(question)
-        question_states = None
+        question_states = question_weights = None
         queries = {}
         for m in self.models:
             if m == self.model.token_model and self._with_tokens(index):
                 assert self.token_states is not None
                 queries[m], raw = embedders.encode_query_tokens(m, question)
-                question_states = self.token_states.space.project(raw)
+                space = self.token_states.space
+                question_states = space.project(raw)
+                question_weights = space.weights(embedders.token_ids(m, question))
             else:
                 queries[m] = embedders.encode_query(m, question)
         found = index.evidence(terms, queries, lang, course)
@@ -256,6 +259,7 @@ class Retriever:
             chars=len(question),
             terms=len(set(terms)),
             question_states=question_states,
+            question_weights=question_weights,
         )
         return signals, found.positions
 

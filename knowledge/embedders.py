@@ -112,6 +112,10 @@ class E5Small:
         vectors, states = self._load().encode_with_tokens(list(texts), "query")
         return list(zip(vectors, states, strict=True))
 
+    def token_ids(self, text: str) -> list[int]:
+        """The ids of a question's tokens, one per row of its token states."""
+        return self._load().inputs.tokenizer.ids(text)
+
     def token_states(self, texts: list[str], kind: str) -> list[np.ndarray]:
         """Token states of stored text: ``kind`` "query" (question-like) or "passage".
 
@@ -236,6 +240,12 @@ def encode_query(name: str, text: str) -> np.ndarray:
     with _shared_lock:
         batcher = _batchers.setdefault((name, False), QueryBatcher(embedder))
     return batcher.encode_one(text)
+
+
+def token_ids(name: str, text: str) -> list[int]:
+    """A question's token ids under ``name`` (a model with ``token_ids``)."""
+    embedder: Any = get(name)
+    return list(embedder.token_ids(text))
 
 
 def encode_query_tokens(name: str, text: str) -> tuple[np.ndarray, np.ndarray]:

@@ -54,6 +54,7 @@ class Signals:
     # where the knowledge base is scored without it
     token_recall: np.ndarray | None = None
     question_states: np.ndarray | None = None  # the question's centred token states
+    question_weights: np.ndarray | None = None  # and their weights (TokenSpace.weights)
 
     def column(self, name: str) -> np.ndarray:
         """A per-entry feature by name: ``<signal>:<q|p|a|x>`` (x: the best of the three),
@@ -213,23 +214,39 @@ def _sigmoid(z: float) -> float:
 @dataclass(frozen=True)
 class TokenSpace:
     """Where token states are compared: centred on ``mean``, the mean state of the tuning
-    half's questions, and L2-normalised. (Projected on their 128 principal directions as
-    well, a third of the arithmetic, the threshold rule's worst shortfall out of fold on
-    the tuning half was 0.949 against 0.955: not kept.)"""
+    half's questions, and L2-normalised; and how much each question token counts: its
+    inverse document frequency over those questions (``idf``, by token id; an id they do
+    not hold gets ``idf_unseen``), so that a rare term outweighs the words every question
+    has. (Projected on their 128 principal directions as well, a third of the arithmetic,
+    the threshold rule's worst shortfall out of fold on the tuning half was 0.949 against
+    0.955: not kept.)"""
 
     mean: np.ndarray  # (dim,)
+    idf: dict[int, float]
+    idf_unseen: float
 
     def project(self, states: np.ndarray) -> np.ndarray:
         """Rows centred and L2-normalised (float32)."""
         x = np.asarray(states, dtype=np.float32) - self.mean
         return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
 
+    def weights(self, ids: Sequence[int]) -> np.ndarray:
+        return np.array([self.idf.get(i, self.idf_unseen) for i in ids], dtype=np.float32)
+
     def to_dict(self) -> dict[str, Any]:
-        return {"mean": _floats(self.mean)}
+        return {
+            "mean": _floats(self.mean),
+            "idf_unseen": round(self.idf_unseen, 4),
+            "idf": {str(k): round(v, 4) for k, v in sorted(self.idf.items())},
+        }
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> TokenSpace:
-        return cls(np.array(raw["mean"], dtype=np.float32))
+        return cls(
+            np.array(raw["mean"], dtype=np.float32),
+            {int(k): float(v) for k, v in raw.get("idf", {}).items()},
+            float(raw.get("idf_unseen", 1.0)),  # no idf: every token counts alike
+        )
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,8 @@
 
 Each token of the question (the encoder's last-layer state, in its context) is matched
 with the most similar token of the entry's question-like units and answer paragraphs; the
-mean of those best cosines is the entry's token recall (BERTScore's recall). A paraphrase
+mean of those best cosines, each token weighted by its idf over real questions, is the
+entry's token recall (BERTScore's recall with idf). A paraphrase
 of an entry finds a close token for nearly each of its own, in either language; a
 question about a neighbouring mechanism (blur pooling, asked of the pooling entry) leaves
 its own terms unmatched, which a sentence vector averages away. It is an input of the
@@ -35,12 +36,15 @@ from knowledge.segment import IndexedEntry
 from knowledge.tables import IndexUnit
 
 
-def recall(question: np.ndarray, entry: np.ndarray) -> float:
-    """The mean over the question's tokens of the best cosine with any of the entry's
-    (both centred, ``TokenSpace.project``)."""
+def recall(question: np.ndarray, entry: np.ndarray, weights: np.ndarray | None = None) -> float:
+    """The mean over the question's tokens (weighted by ``weights``) of the best cosine with
+    any of the entry's (both centred, ``TokenSpace.project``)."""
     if not len(question) or not len(entry):
         return 0.0
-    return float((question @ entry.T).max(axis=1).mean())
+    best = (question @ entry.T).max(axis=1)
+    if weights is None:
+        return float(best.mean())
+    return float(best @ weights / max(float(weights.sum()), 1e-12))
 
 
 class EntryStates:

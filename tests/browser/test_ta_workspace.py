@@ -75,7 +75,20 @@ def test_ta_adds_an_entry_and_a_student_then_gets_it(browser: WebDriver, live: L
     screenshot(browser, "ta-entry-editor", full_page=True)
 
     click(browser, browser.find_element(By.ID, "save-entry"))
-    wait(browser, lambda d: d.current_url.endswith("/ta/entries/residual-connections/edit"))
+    saved = "/ta/entries/residual-connections/edit"
+    wait(
+        browser, lambda d: d.current_url.endswith(saved) or d.find_elements(By.ID, "not_duplicate")
+    )
+    if not browser.current_url.endswith(saved):
+        # An entry added by another test of the session ("how does gradient checkpointing
+        # let me train a deeper network?") is close to the Japanese question: the TA says
+        # this one is different.
+        click(browser, browser.find_element(By.ID, "not_duplicate"))
+        click(browser, browser.find_element(By.ID, "save-entry"))
+        wait(browser, lambda d: d.current_url.endswith(saved))
+        severe = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
+        assert all("409" in e["message"] or "favicon" in e["message"] for e in severe), severe
+    wait(browser, lambda d: d.current_url.endswith(saved))
     assert "Created" in browser.find_element(By.CSS_SELECTOR, ".flash").text
     assert browser.execute_script("return window.__xss") is None
 
