@@ -3,18 +3,19 @@
 Each token of the question (the encoder's last-layer state, in its context) is matched
 with the most similar token of the entry's question-like units and answer paragraphs; the
 mean of those best cosines, each token weighted by its idf over real questions, is the
-entry's token recall (BERTScore's recall with idf). A paraphrase
-of an entry finds a close token for nearly each of its own, in either language; a
-question about a neighbouring mechanism (blur pooling, asked of the pooling entry) leaves
-its own terms unmatched, which a sentence vector averages away. It is an input of the
-confidence, not of the ranking.
+entry's token recall (BERTScore's recall with idf). A paraphrase of an entry finds a
+close token for nearly each of its own, in either language; a question about a
+neighbouring mechanism (rotary position embeddings, asked of the attention-scaling
+entry) leaves its own terms unmatched, which a sentence vector averages away. It is an
+input of the confidence, not of the ranking.
 
 States are centred on the mean state of real questions (``ranking.TokenSpace``, fitted
 with the model) before the cosine: uncentred, the states of any two tokens are alike.
 
 An entry's states come from the same encoder, computed when the entry is first a
-candidate and kept per process (least recently used out first), keyed by the entry's
-content hash, so an edit is seen at once. A knowledge base larger than the cache
+candidate (or at a web process's start) and kept per process, least recently used out
+first, keyed by the entry's content hash: an edit is seen at once, and databases holding
+the same entry share them. A knowledge base larger than the cache
 (``TOKEN_MATCH_ENTRIES``) does without: the model's fallback confidence decides there.
 """
 

@@ -320,7 +320,9 @@ def test_cpu_hog_is_stopped_at_its_cpu_limit(mode: str, isolation: str) -> None:
 def test_wall_timeout_kills_the_whole_tree(isolation: str) -> None:
     """A sleeping run with a grandchild in its own session: both die at the deadline."""
     marker = f"ra-probe-{uuid.uuid4().hex}"
-    limits = Limits(wall_s=3.5, cpu_s=30, memory_mb=1024)
+    # Long enough for the probe to start its grandchild on a busy machine (at 3.5 s it
+    # sometimes had not, with the old code as with the new).
+    limits = Limits(wall_s=8.0, cpu_s=30, memory_mb=1024)
     before = set(descendants(os.getpid()))  # other tests' servers may still be running
     seen = threading.Event()
     done = threading.Event()
