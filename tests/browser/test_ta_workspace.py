@@ -149,6 +149,7 @@ def test_the_tokens_page_copies_the_new_token_and_confirms_a_revoke(
     assert browser.find_element(By.CSS_SELECTOR, "nav .badge").text  # the Unanswered badge
     browser.find_element(By.ID, "token-name").send_keys("browser-bot")
     click(browser, browser.find_element(By.CSS_SELECTOR, "#token-form button[type=submit]"))
+    wait(browser, lambda d: d.find_elements(By.ID, "token-secret"))  # the page after the POST
     secret = browser.find_element(By.ID, "token-secret").text
     assert secret.startswith("ra_")
     copy = browser.find_element(By.CSS_SELECTOR, "[data-copy=token-secret]")
