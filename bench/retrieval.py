@@ -331,8 +331,9 @@ def token_space(questions: list[dict[str, Any]]) -> Any:  # noqa: ANN401
 
     e5: Any = embedders.get("multilingual-e5-small-int8")
     texts = [normalize(q["q"]) for q in questions if q["split"] == "tune"]
-    states = np.concatenate([s for _, s in e5.encode_queries_with_tokens(texts)])
-    df = Counter(i for t in texts for i in set(e5.token_ids(t)))
+    tokens = [t for _, t in e5.encode_queries_with_tokens(texts)]
+    states = np.concatenate([t.states for t in tokens])
+    df = Counter(i for t in tokens for i in set(t.ids))
     n = len(texts)
     idf = {i: math.log((n + 1) / (c + 1)) + 1.0 for i, c in df.items()}
     return TokenSpace(states.mean(axis=0).astype(np.float32), idf, math.log(n + 1) + 1.0)

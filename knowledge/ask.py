@@ -238,10 +238,10 @@ class Retriever:
         for m in self.models:
             if m == self.model.token_model and self._with_tokens(index):
                 assert self.token_states is not None
-                queries[m], raw = embedders.encode_query_tokens(m, question)
+                queries[m], question_tokens = embedders.encode_query_tokens(m, question)
                 space = self.token_states.space
-                question_states = space.project(raw)
-                question_weights = space.weights(embedders.token_ids(m, question))
+                question_states = space.project(question_tokens.states)
+                question_weights = space.weights(question_tokens.ids)
             else:
                 queries[m] = embedders.encode_query(m, question)
         found = index.evidence(terms, queries, lang, course)

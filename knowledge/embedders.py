@@ -12,7 +12,7 @@ import numpy as np
 from knowledge.settings import settings
 
 if TYPE_CHECKING:
-    from knowledge.onnx_e5 import OnnxE5
+    from knowledge.onnx_e5 import OnnxE5, TextTokens
 
 
 def inference_threads() -> int:
@@ -107,21 +107,18 @@ class E5Small:
     def encode_queries(self, texts: list[str]) -> np.ndarray:
         return self._load().encode(list(texts), "query")
 
-    def encode_queries_with_tokens(self, texts: list[str]) -> list[tuple[np.ndarray, np.ndarray]]:
-        """Each question's vector and its token states, from one pass."""
-        vectors, states = self._load().encode_with_tokens(list(texts), "query")
-        return list(zip(vectors, states, strict=True))
-
-    def token_ids(self, text: str) -> list[int]:
-        """The ids of a question's tokens, one per row of its token states."""
-        return self._load().inputs.tokenizer.ids(text)
+    def encode_queries_with_tokens(self, texts: list[str]) -> list[tuple[np.ndarray, TextTokens]]:
+        """Each question's vector and its tokens with their states, from one pass."""
+        vectors, tokens = self._load().encode_with_tokens(list(texts), "query")
+        return list(zip(vectors, tokens, strict=True))
 
     def token_states(self, texts: list[str], kind: str) -> list[np.ndarray]:
         """Token states of stored text: ``kind`` "query" (question-like) or "passage".
 
         One text per graph call: the seed's eight entries took 4.3 s and raised the peak
         memory by 129 MB so, 5.7 s and 187 MB in batches of 32 (a web process's start)."""
-        return self._load().encode_with_tokens(list(texts), kind, batch_size=1)[1]
+        tokens = self._load().encode_with_tokens(list(texts), kind, batch_size=1)[1]
+        return [t.states for t in tokens]
 
 
 class _Pending:
@@ -242,20 +239,14 @@ def encode_query(name: str, text: str) -> np.ndarray:
     return batcher.encode_one(text)
 
 
-def token_ids(name: str, text: str) -> list[int]:
-    """A question's token ids under ``name`` (a model with ``token_ids``)."""
-    embedder: Any = get(name)
-    return list(embedder.token_ids(text))
-
-
-def encode_query_tokens(name: str, text: str) -> tuple[np.ndarray, np.ndarray]:
-    """One question's vector and token states (a model with ``encode_queries_with_tokens``),
-    batched with concurrent ones."""
+def encode_query_tokens(name: str, text: str) -> tuple[np.ndarray, TextTokens]:
+    """One question's vector and its tokens with their states (a model with
+    ``encode_queries_with_tokens``), batched with concurrent ones."""
     embedder: Any = get(name)
     with _shared_lock:
         batcher = _batchers.get((name, True))
         if batcher is None:
             batcher = QueryBatcher(embedder, encode=embedder.encode_queries_with_tokens)
             _batchers[(name, True)] = batcher
-    vector, states = batcher.encode_one(text)
-    return vector, states
+    vector, tokens = batcher.encode_one(text)
+    return vector, tokens

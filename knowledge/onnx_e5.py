@@ -306,6 +306,15 @@ def _export_fp32(weights: WeightFile, path: Path) -> None:
         )
 
 
+@dataclass
+class TextTokens:
+    """One text's tokens as the encoder saw them: the prefix, ``<s>`` and ``</s>`` left
+    out, the windows of a long text one after another."""
+
+    ids: list[int]
+    states: np.ndarray  # (len(ids), hidden) float32 last-layer states
+
+
 class GraphInputs:
     """Token ids -> the graph's inputs: summed embeddings and the mask."""
 
@@ -353,10 +362,9 @@ class OnnxE5:
 
     def encode_with_tokens(
         self, texts: list[str], kind: str, batch_size: int = 32, tokens: bool = True
-    ) -> tuple[np.ndarray, list[np.ndarray]]:
-        """``encode``'s vectors and, with ``tokens``, each text's last-layer token states
-        (float32 (tokens, hidden), the prefix, ``<s>`` and ``</s>`` left out; the windows
-        of a long text one after another)."""
+    ) -> tuple[np.ndarray, list[TextTokens]]:
+        """``encode``'s vectors and, with ``tokens``, each text's tokens and their
+        last-layer states (``TextTokens``)."""
         prefix = PREFIXES[kind]
         skip = 1 + len(self.inputs.tokenizer.ids(prefix.strip()))  # <s> and the prefix
         windows = [
@@ -366,7 +374,7 @@ class OnnxE5:
         for j, (i, _) in enumerate(windows):
             first.setdefault(i, j)
         order = {id(w): j for j, (_, w) in enumerate(windows)}
-        parts: list[list[tuple[int, np.ndarray]]] = [[] for _ in texts]
+        parts: list[list[tuple[int, list[int], np.ndarray]]] = [[] for _ in texts]
         sums = np.zeros((len(texts), self.inputs.hidden), dtype=np.float64)
         # Similar lengths together: padding to the batch's longest costs real compute.
         for chunk in _batches(sorted(windows, key=lambda item: len(item[1])), batch_size):
@@ -377,20 +385,19 @@ class OnnxE5:
                 sums[i] += max(len(w) - 2, 1) * vector
                 if tokens:
                     j = order[id(w)]
-                    start = skip if first[i] == j else 1
-                    parts[i].append((j, states[row, start : len(w) - 1].copy()))
+                    start, end = (skip if first[i] == j else 1), len(w) - 1
+                    parts[i].append((j, w[start:end], states[row, start:end].copy()))
         norms = np.linalg.norm(sums, axis=1, keepdims=True)
         vectors = (sums / np.maximum(norms, 1e-12)).astype(np.float32)
         if not tokens:
             return vectors, []
-        hidden = self.inputs.hidden
-        states_of = [
-            np.concatenate([p for _, p in sorted(ps, key=lambda item: item[0])])
-            if ps
-            else np.zeros((0, hidden), np.float32)
-            for ps in parts
-        ]
-        return vectors, states_of
+        out = []
+        for ps in parts:
+            ps.sort(key=lambda item: item[0])
+            ids = [token for _, part, _ in ps for token in part]
+            states_ = [s for _, _, s in ps] or [np.zeros((0, self.inputs.hidden), np.float32)]
+            out.append(TextTokens(ids, np.concatenate(states_)))
+        return vectors, out
 
 
 def _batches(

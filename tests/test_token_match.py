@@ -33,12 +33,13 @@ def space() -> TokenSpace:
 def test_token_states_come_from_the_same_pass_as_the_vectors(e5: embedders.E5Small) -> None:
     texts = ["Why divide attention logits by sqrt(d)?", "ダブルディセントとは？", "x " * 700]
     model = e5._load()
-    vectors, states = model.encode_with_tokens(texts, "query")
+    vectors, tokens = model.encode_with_tokens(texts, "query")
     assert np.allclose(vectors, model.encode(texts, "query"))
     tokenizer = model.inputs.tokenizer
-    for text, s in zip(texts, states, strict=True):
+    for text, t in zip(texts, tokens, strict=True):
         # every token of the text, the prefix and markers left out, windows joined
-        assert s.shape == (len(tokenizer.ids(text)), model.inputs.hidden), text
+        assert t.states.shape == (len(tokenizer.ids(text)), model.inputs.hidden), text
+        assert t.ids == tokenizer.ids(text), text
     assert len(tokenizer.windows(onnx_e5.PREFIXES["query"] + texts[2])) == 2
 
 
@@ -50,8 +51,8 @@ def test_a_paraphrase_recalls_more_of_the_entry_than_a_neighbouring_question(
     states = token_match.EntryStates(E5, space, max_entries=4).get(retriever.factory, [entry])[0]
 
     def recall(question: str) -> float:
-        raw = e5.encode_queries_with_tokens([question])[0][1]
-        return token_match.recall(space.project(raw), states)
+        tokens = e5.encode_queries_with_tokens([question])[0][1]
+        return token_match.recall(space.project(tokens.states), states)
 
     paraphrases = [
         recall("why do we scale the attention scores by 1/sqrt(d_k)?"),
