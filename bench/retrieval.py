@@ -277,6 +277,7 @@ CONFIDENCE_FEATURES_TEMPLATE = (
     "bm25:q", "bm25:p", "bm25:a", "cov", "cov_m",
     "terms", "cov*terms", "cov_m*terms",  # full coverage of a one-term question says little
     "tok", "tok_m",  # token recall (knowledge.token_match); the fallback goes without
+    "tok_missed",  # a term of the question the entry has nothing near: a neighbour's
 )  # fmt: skip
 
 
@@ -303,9 +304,9 @@ def fit_model(cs: list[Case], base: Any, threshold: float | None = None) -> Any:
 
 
 def _token(feature: str) -> bool:
-    from knowledge.ranking import TOKEN_RECALL
+    from knowledge.ranking import is_token_feature
 
-    return TOKEN_RECALL in {part.removesuffix("_m") for part in feature.split("*")}
+    return is_token_feature(feature)
 
 
 def without_tokens(model: Any) -> Any:  # noqa: ANN401

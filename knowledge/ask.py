@@ -216,16 +216,18 @@ class Retriever:
     def _token_recall(
         self, signals: Signals, index: KnowledgeIndex, positions: np.ndarray, which: np.ndarray
     ) -> None:
-        """Fill ``signals.token_recall`` for the entries ``which`` (rows of ``signals``)."""
+        """Fill ``signals.token_recall`` and ``token_missed`` for the entries ``which`` (rows
+        of ``signals``)."""
         question = signals.question_states
         if question is None or self.token_states is None:
             return
         entries = [index.entries[int(positions[i])] for i in which]
         found = np.full(len(positions), np.nan)
+        missed = np.full(len(positions), np.nan)
         weights = signals.question_weights
         for i, states in zip(which, self.token_states.get(self.factory, entries), strict=True):
-            found[i] = token_match.recall(question, states, weights)
-        signals.token_recall = found
+            found[i], missed[i] = token_match.match(question, states, weights)
+        signals.token_recall, signals.token_missed = found, missed
 
     def _evidence(
         self, index: KnowledgeIndex, question: str, lang: str | None, course: str | None

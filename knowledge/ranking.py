@@ -35,6 +35,8 @@ MODEL_FILE = Path(__file__).with_name("retrieval_model.json")
 KIND_NAMES = {QUESTION: "q", PASSAGE: "p", ANSWER: "a"}
 LEXICAL = "bm25"
 TOKEN_RECALL = "tok"
+TOKEN_MISSED = "tok_missed"  # the share of the question no entry token comes near
+TOKEN_FEATURES = (TOKEN_RECALL, TOKEN_MISSED)
 TOKEN_CANDIDATES = 3  # entries by rank whose token recall is computed (the rivals it has)
 
 
@@ -53,6 +55,7 @@ class Signals:
     # (entries,) token recall (``knowledge.token_match``), NaN where not computed; None
     # where the knowledge base is scored without it
     token_recall: np.ndarray | None = None
+    token_missed: np.ndarray | None = None  # (entries,) with it: ``token_match.match``
     question_states: np.ndarray | None = None  # the question's centred token states
     question_weights: np.ndarray | None = None  # and their weights (TokenSpace.weights)
 
@@ -64,10 +67,11 @@ class Signals:
             return self.column(left) * self.column(right)
         if name == "cov":
             return self.coverage
-        if name == TOKEN_RECALL:
-            if self.token_recall is None:
+        if name in TOKEN_FEATURES:
+            column = self.token_recall if name == TOKEN_RECALL else self.token_missed
+            if column is None:
                 raise ValueError("no token recall computed for this question")
-            return self.token_recall
+            return column
         if name == "xl":  # the entry is not written in the question's language
             return (~self.in_language).astype(np.float64)
         if name == "units":  # many phrasings lift an entry's best question score by chance
@@ -141,7 +145,7 @@ def _feature(
     if base in SCALARS:
         return _scalar(signals, candidate, base)
     column = rank if base == "rank" else signals.column(base)
-    if base == TOKEN_RECALL:  # computed for the first few by rank, in the service as here
+    if base in TOKEN_FEATURES:  # computed for the first few by rank, in the service as here
         column = _first_by_rank(column, rank, TOKEN_CANDIDATES)
     value = float(column[candidate])
     if margin:
@@ -360,7 +364,13 @@ class RetrievalModel:
 
 
 def _needs_tokens(confidence: Confidence) -> bool:
-    return any(n.removesuffix("_m") == TOKEN_RECALL for n in confidence.features)
+    return any(is_token_feature(n) for n in confidence.features)
+
+
+def is_token_feature(name: str) -> bool:
+    """Whether a confidence input needs the token recall (``tok``, ``tok_missed``, their
+    margins and products)."""
+    return any(part.removesuffix("_m") in TOKEN_FEATURES for part in name.split("*"))
 
 
 def _floats(values: np.ndarray) -> list[float]:

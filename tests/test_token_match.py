@@ -66,12 +66,40 @@ def test_a_paraphrase_recalls_more_of_the_entry_than_a_neighbouring_question(
     assert token_match.recall(np.zeros((0, len(space.mean))), states) == 0.0
 
 
+def test_a_neighbouring_question_leaves_more_of_its_tokens_unmatched(
+    app: Flask, e5: embedders.E5Small, space: TokenSpace
+) -> None:
+    retriever: Retriever = app.extensions["core"].retriever
+    entry = next(e for e in retriever.index().entries if e.slug == "attention-sqrt-d-scaling")
+    states = token_match.EntryStates(E5, space, max_entries=4).get(retriever.factory, [entry])[0]
+
+    def missed(question: str) -> float:
+        tokens = e5.encode_queries_with_tokens([question])[0][1]
+        projected, weights = space.project(tokens.states), space.weights(tokens.ids)
+        found, share = token_match.match(projected, states, weights)
+        assert found == token_match.recall(projected, states, weights)
+        assert 0.0 <= share <= 1.0
+        return share
+
+    paraphrases = [
+        missed("why do we scale the attention scores by 1/sqrt(d_k)?"),
+        missed("アテンションでルートdで割る理由は？"),
+    ]
+    neighbours = [
+        missed("why do rotary position embeddings rotate the query and key vectors?"),
+        missed("ロータリー位置埋め込みはなぜクエリとキーを回転させるの？"),
+    ]
+    assert max(paraphrases) < min(neighbours), (paraphrases, neighbours)
+    assert token_match.match(np.zeros((0, len(space.mean))), states) == (0.0, 1.0)
+
+
 def test_the_cache_keeps_the_most_recent_entries_by_content(app: Flask, space: TokenSpace) -> None:
     retriever = app.extensions["core"].retriever
     entries = list(retriever.index().entries)[:3]
     states = token_match.EntryStates(E5, space, max_entries=2)
     first = states.get(retriever.factory, entries)
-    assert all(len(s) > 10 and s.dtype == np.float32 for s in first)
+    assert all(s.shape[1] > 10 and s.dtype == np.float32 for s in first)
+    assert all(s.flags.c_contiguous and s.shape[0] == len(space.mean) for s in first)
     keys = [e.content_hash for e in entries]
     assert list(states._cache) == keys[1:]  # the least recently used went out
     again = states.get(retriever.factory, entries[1:2])[0]  # a hit: now the most recent
@@ -79,7 +107,7 @@ def test_the_cache_keeps_the_most_recent_entries_by_content(app: Flask, space: T
     recomputed = states.get(retriever.factory, entries[:1])[0]
     assert list(states._cache) == [keys[1], keys[0]]
     assert np.allclose(recomputed, first[0], atol=1e-5)
-    norms = np.linalg.norm(first[0], axis=1)
+    norms = np.linalg.norm(first[0], axis=0)  # one column per token
     assert np.allclose(norms, 1.0, atol=1e-4)  # centred, then normalised
 
 
