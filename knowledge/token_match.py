@@ -58,11 +58,6 @@ def match(
     return float(best @ w) / total, float(w[best < MISSED_BELOW].sum()) / total
 
 
-def recall(question: np.ndarray, entry: np.ndarray, weights: np.ndarray | None = None) -> float:
-    """The token recall alone (``match``)."""
-    return match(question, entry, weights)[0]
-
-
 class EntryStates:
     """Centred token states of entries, computed on first need and cached (per process).
 
