@@ -51,6 +51,7 @@ MISSED_BELOW = 0.5
 
 
 ZERO_POINT = 128  # a question's rows are quantised to uint8 around it (MatMulInteger)
+_ZERO = np.array(ZERO_POINT, dtype=np.uint8)
 
 
 @dataclass(frozen=True)
@@ -106,9 +107,6 @@ def _int8_product(rows: np.ndarray, codes: np.ndarray) -> np.ndarray:
             _product_session = _product_graph()
     (dots,) = _product_session.run(None, {"rows": rows, "codes": codes, "zero": _ZERO})
     return dots
-
-
-_ZERO = np.array(ZERO_POINT, dtype=np.uint8)
 
 
 def _product_graph() -> Any:  # noqa: ANN401 (an onnxruntime.InferenceSession)
