@@ -10,9 +10,52 @@ ranker works with.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 ZERO_POINT = 128  # the question is quantised to uint8 around it (ONNX MatMulInteger)
+ZERO = np.array(ZERO_POINT, dtype=np.uint8)
+
+
+def quantize_questions(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(uint8 rows around ``ZERO_POINT``, step per row): row ≈ (uint8 row - 128) * step, the
+    left operand of ``integer_product``."""
+    step = np.abs(rows).max(axis=1) / 127.0
+    step[step == 0] = 1.0
+    return (np.round(rows / step[:, None]) + ZERO_POINT).astype(np.uint8), step
+
+
+def integer_product(constant: np.ndarray | None = None, threads: int = 1) -> Any:  # noqa: ANN401
+    """An ONNX Runtime session of ``(question - zero) @ units`` in int32 (MatMulInteger):
+    inputs ``question`` (uint8 rows), ``zero`` and, unless ``constant`` (int8 (dim, n),
+    packed once) is given, ``units``."""
+    import onnxruntime as ort
+    from onnx import TensorProto, helper, numpy_helper
+
+    inputs = [
+        helper.make_tensor_value_info("question", TensorProto.UINT8, ["rows", "dim"]),
+        helper.make_tensor_value_info("zero", TensorProto.UINT8, []),
+    ]
+    initializer = []
+    if constant is None:
+        inputs.append(helper.make_tensor_value_info("units", TensorProto.INT8, ["dim", "n"]))
+    else:
+        initializer.append(numpy_helper.from_array(constant, "units"))
+    graph = helper.make_graph(
+        [helper.make_node("MatMulInteger", ["question", "units", "zero"], ["dots"])],
+        "integer_product",
+        inputs,
+        [helper.make_tensor_value_info("dots", TensorProto.INT32, ["rows", "n"])],
+        initializer=initializer,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    return ort.InferenceSession(
+        model.SerializeToString(), options, providers=["CPUExecutionProvider"]
+    )
 
 
 def quantize_rows(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -42,34 +85,13 @@ class Int8Rows:
         self._session = None
         if not self.rows:
             return
-        import onnxruntime as ort
-        from onnx import TensorProto, helper, numpy_helper
-
-        graph = helper.make_graph(
-            [helper.make_node("MatMulInteger", ["question", "units", "zero"], ["dots"])],
-            "unit_scores",
-            [
-                helper.make_tensor_value_info("question", TensorProto.UINT8, [1, self.dim]),
-                helper.make_tensor_value_info("zero", TensorProto.UINT8, []),
-            ],
-            [helper.make_tensor_value_info("dots", TensorProto.INT32, [1, self.rows])],
-            # A constant, so that ONNX Runtime packs it for its integer kernels once.
-            initializer=[numpy_helper.from_array(np.ascontiguousarray(quantized.T), "units")],
-        )
-        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-        self._session = ort.InferenceSession(
-            model.SerializeToString(), options, providers=["CPUExecutionProvider"]
-        )
-        self._zero = np.array(ZERO_POINT, dtype=np.uint8)
+        # A constant, so that ONNX Runtime packs it for its integer kernels once.
+        self._session = integer_product(np.ascontiguousarray(quantized.T), threads)
 
     def scores(self, query: np.ndarray) -> np.ndarray:
         """(rows,) float32 cosines of ``query`` (normalised) with every row."""
         if self._session is None:
             return np.zeros(self.rows, dtype=np.float32)
-        step = float(np.abs(query).max()) / 127.0 or 1.0
-        q = (np.round(query / step) + ZERO_POINT).astype(np.uint8)[None, :]
-        (dots,) = self._session.run(None, {"question": q, "zero": self._zero})
-        return dots[0].astype(np.float32) * self.scale * step
+        q, step = quantize_questions(query[None, :])
+        (dots,) = self._session.run(None, {"question": q, "zero": ZERO})
+        return dots[0].astype(np.float32) * self.scale * step[0]

@@ -28,6 +28,7 @@ the same entry share them. A knowledge base larger than the cache
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -38,7 +39,7 @@ import numpy as np
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from knowledge import embedders
+from knowledge import dense, embedders
 from knowledge.embedders import QUESTION_KINDS
 from knowledge.ranking import RetrievalModel, TokenSpace
 from knowledge.segment import IndexedEntry
@@ -48,10 +49,6 @@ from knowledge.tables import IndexUnit
 # entry says nothing near it (the midpoint of the observed range; out of fold on the
 # tuning half 0.4 and 0.6 did no better).
 MISSED_BELOW = 0.5
-
-
-ZERO_POINT = 128  # a question's rows are quantised to uint8 around it (MatMulInteger)
-_ZERO = np.array(ZERO_POINT, dtype=np.uint8)
 
 
 @dataclass(frozen=True)
@@ -86,50 +83,20 @@ def match(
     share of question tokens whose best cosine is below ``MISSED_BELOW``."""
     if not len(question) or not entry.tokens:
         return 0.0, 1.0
-    step = np.abs(question).max(axis=1) / 127.0
-    step[step == 0] = 1.0
-    rows = (np.round(question / step[:, None]) + ZERO_POINT).astype(np.uint8)
-    best = _int8_product(rows, entry.codes).max(axis=1) * (step * entry.scale)
+    rows, step = dense.quantize_questions(question)
+    (dots,) = _product_session().run(
+        None, {"question": rows, "units": entry.codes, "zero": dense.ZERO}
+    )
+    best = dots.max(axis=1) * (step * entry.scale)
     w = np.ones(len(best), dtype=np.float32) if weights is None else weights
     total = max(float(w.sum()), 1e-12)
     return float(best @ w) / total, float(w[best < MISSED_BELOW].sum()) / total
 
 
-_product_session: Any = None
-_product_lock = threading.Lock()
-
-
-def _int8_product(rows: np.ndarray, codes: np.ndarray) -> np.ndarray:
-    """(rows - ZERO_POINT) @ codes in int32, by ONNX Runtime (one session per process)."""
-    global _product_session
-    with _product_lock:
-        if _product_session is None:
-            _product_session = _product_graph()
-    (dots,) = _product_session.run(None, {"rows": rows, "codes": codes, "zero": _ZERO})
-    return dots
-
-
-def _product_graph() -> Any:  # noqa: ANN401 (an onnxruntime.InferenceSession)
-    import onnxruntime as ort
-    from onnx import TensorProto, helper
-
-    graph = helper.make_graph(
-        [helper.make_node("MatMulInteger", ["rows", "codes", "zero"], ["dots"])],
-        "token_products",
-        [
-            helper.make_tensor_value_info("rows", TensorProto.UINT8, ["n", "dim"]),
-            helper.make_tensor_value_info("codes", TensorProto.INT8, ["dim", "tokens"]),
-            helper.make_tensor_value_info("zero", TensorProto.UINT8, []),
-        ],
-        [helper.make_tensor_value_info("dots", TensorProto.INT32, ["n", "tokens"])],
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = 1  # one request's product; requests run side by side
-    options.inter_op_num_threads = 1
-    return ort.InferenceSession(
-        model.SerializeToString(), options, providers=["CPUExecutionProvider"]
-    )
+@functools.cache
+def _product_session() -> Any:  # noqa: ANN401 (an onnxruntime.InferenceSession)
+    """One integer product per process, the entry's codes an input (``dense.integer_product``)."""
+    return dense.integer_product()
 
 
 class EntryStates:
