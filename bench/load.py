@@ -23,6 +23,10 @@ on the scaled setup the CPU PostgreSQL and Redis used, and the load average.
 Targets at 16 clients, zero errors: embedded >= 200 distinct asks/s with ask p99 <= 150 ms;
 scaled >= 100 asks/s with p99 <= 250 ms.
 Loopback only; the client threads share the machine's cores with the server.
+
+First, the query encoder alone is timed in this process on the bench's own questions (one
+thread, as a worker's request runs it): its milliseconds per question bound what the
+cores can serve, whatever the rest costs, and let runs on different CPUs be compared.
 """
 
 from __future__ import annotations
@@ -527,6 +531,32 @@ def run_setup(
     return report
 
 
+def encoder_ms_per_question(questions: int = 150) -> float:
+    """Median milliseconds of one core the e5 encoder takes for one of the bench's asks
+    (one thread, one question per call, as a web worker runs it)."""
+    from knowledge.onnx_e5 import OnnxE5
+
+    encoder = OnnxE5(threads=1)
+    texts = [question(n) for n in range(questions)]
+    for text in texts[:10]:  # warm up
+        encoder.encode_with_tokens([text], "query")
+    timings = []
+    for text in texts:
+        started = time.perf_counter()
+        encoder.encode_with_tokens([text], "query")
+        timings.append(time.perf_counter() - started)
+    return statistics.median(timings) * 1000
+
+
+def print_encoder(ms: float) -> None:
+    cores = os.cpu_count() or 1
+    print(
+        f"query encoder alone: {ms:.2f} ms of one core per bench question (median, one "
+        f"thread); {cores} cores could encode at most ~{cores * 1000 / ms:.0f} questions/s, "
+        "the ceiling on distinct asks/s if nothing else cost anything"
+    )
+
+
 def print_report(r: Report, clients: int) -> None:
     ok = [s for s in r.samples if s.ok]
     asks_per_s = sum(s.kind == "ask" for s in ok) / r.duration_s
@@ -605,6 +635,8 @@ def main() -> None:
     if extra:
         print(f"extra gunicorn environment: {extra}")
     setups = ["embedded", "scaled"] if args.setup == "both" else [args.setup]
+    encoder_ms = encoder_ms_per_question()
+    print_encoder(encoder_ms)
     reports = [
         run_setup(
             s,
@@ -617,6 +649,8 @@ def main() -> None:
         )
         for s in setups
     ]
+    print()
+    print_encoder(encoder_ms)
     for report in reports:
         print_report(report, args.clients)
 
