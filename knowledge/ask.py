@@ -228,8 +228,9 @@ class Retriever:
         found = np.full(len(positions), np.nan)
         missed = np.full(len(positions), np.nan)
         weights = signals.question_weights
-        for i, states in zip(which, self.token_states.get(self.factory, entries), strict=True):
-            found[i], missed[i] = token_match.match(question, states, weights)
+        states = self.token_states.get(self.factory, entries)
+        for i, pair in zip(which, token_match.match_each(question, states, weights), strict=True):
+            found[i], missed[i] = pair
         signals.token_recall, signals.token_missed = found, missed
 
     def _evidence(

@@ -81,16 +81,29 @@ def match(
     the entry's (``EntryStates``; both centred, ``TokenSpace.project``): the weighted
     mean of each question token's best cosine with any entry token, and the weighted
     share of question tokens whose best cosine is below ``MISSED_BELOW``."""
-    if not len(question) or not entry.tokens:
-        return 0.0, 1.0
+    return match_each(question, [entry], weights)[0]
+
+
+def match_each(
+    question: np.ndarray, entries: Sequence[Int8Columns], weights: np.ndarray | None = None
+) -> list[tuple[float, float]]:
+    """``match`` for each of ``entries``, the question quantised once."""
+    if not len(question):
+        return [(0.0, 1.0)] * len(entries)
     rows, step = dense.quantize_questions(question)
-    (dots,) = _product_session().run(
-        None, {"question": rows, "units": entry.codes, "zero": dense.ZERO}
-    )
-    best = dots.max(axis=1) * (step * entry.scale)
-    w = np.ones(len(best), dtype=np.float32) if weights is None else weights
+    w = np.ones(len(question), dtype=np.float32) if weights is None else weights
     total = max(float(w.sum()), 1e-12)
-    return float(best @ w) / total, float(w[best < MISSED_BELOW].sum()) / total
+    out = []
+    for entry in entries:
+        if not entry.tokens:
+            out.append((0.0, 1.0))
+            continue
+        (dots,) = _product_session().run(
+            None, {"question": rows, "units": entry.codes, "zero": dense.ZERO}
+        )
+        best = dots.max(axis=1) * (step * entry.scale)
+        out.append((float(best @ w) / total, float(w[best < MISSED_BELOW].sum()) / total))
+    return out
 
 
 @functools.cache
