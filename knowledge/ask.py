@@ -266,6 +266,7 @@ class Retriever:
             terms=len(set(terms)),
             question_states=question_states,
             question_weights=question_weights,
+            levels=found.levels,
         )
         return signals, found.positions
 

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from knowledge.ann import Ann
+from knowledge.background import Background, EntryLevels, entry_levels
 from knowledge.dense import Int8Rows
 from knowledge.embedders import inference_threads
 from knowledge.lexical import CorpusStats, DocScores, bm25, bm25_matches
@@ -140,6 +141,7 @@ class Evidence:
     question_units: np.ndarray
     answer_terms: np.ndarray
     in_language: np.ndarray  # (entries,) bool
+    levels: dict[str, EntryLevels] = field(default_factory=dict)  # model -> of the entries
 
 
 def _unit_ranges(entry_start: np.ndarray, positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -177,6 +179,9 @@ class Base:
         default_factory=dict, repr=False
     )
     _answer_owner: np.ndarray | None = field(default=None, repr=False)
+    _backgrounds: dict[str, tuple[Background, EntryLevels]] = field(
+        default_factory=dict, repr=False
+    )
 
     def exact(self, model: str) -> Int8Rows:
         """Every row of ``model``, packed for one int8 product per question."""
@@ -211,6 +216,17 @@ class Base:
             )
         return self._samples[model]
 
+    def background(self, model: str) -> tuple[Background, EntryLevels]:
+        """``model``'s background sample of question-like rows, and the base entries'
+        levels on it (``knowledge.background``): from the snapshot, or computed once."""
+        if model not in self._backgrounds:
+            fill_levels(self.segment, self.threads or inference_threads())
+            self._backgrounds[model] = (
+                Background.of(self.segment.dense[model]),
+                EntryLevels.from_array(self.segment.levels[model]),
+            )
+        return self._backgrounds[model]
+
     def removed_units(self, removed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Docs of the two BM25 corpora that belong to ``removed`` entries."""
         lex = self.segment.lexical
@@ -220,6 +236,14 @@ class Base:
             empty = np.zeros(0, dtype=np.int64)
             return empty, empty
         return np.flatnonzero(removed[lex.unit_owner]), np.flatnonzero(removed[self._answer_owner])
+
+
+def fill_levels(segment: Segment, threads: int) -> None:
+    """Compute the levels a base segment lacks (saved with it in a snapshot)."""
+    for model, d in segment.dense.items():
+        if model not in segment.levels:
+            levels = entry_levels(d, Background.of(d), np.zeros(0, dtype=bool), threads=threads)
+            segment.levels[model] = levels.to_array()
 
 
 class KnowledgeIndex:
@@ -245,6 +269,7 @@ class KnowledgeIndex:
         self._delta_grouping = Grouping.sorted(delta.lexical.codes)
         self._lang_masks: dict[str, np.ndarray] = {}
         self._live_row_masks: dict[str, np.ndarray] = {}
+        self._levels: dict[str, EntryLevels] = {}
         self._nb = nb
 
     # -- what is held ----------------------------------------------------------
@@ -287,6 +312,25 @@ class KnowledgeIndex:
     def in_course(self, course: str) -> np.ndarray:
         return np.r_[self.base.segment.in_course(course), self.delta.in_course(course)]
 
+    def levels(self, model: str) -> EntryLevels:
+        """Every entry's level of question cosine (``knowledge.background``): the base's
+        as computed once, the delta's on the base's background without the entries it
+        replaced."""
+        if model not in self._levels:
+            background, base = self.base.background(model)
+            delta = entry_levels(
+                self.delta.dense[model],
+                background,
+                self.removed,
+                self._nb,
+                self.base.threads or inference_threads(),
+            )
+            self._levels[model] = EntryLevels(
+                np.concatenate([base.mean, delta.mean]),
+                np.concatenate([base.spread, delta.spread]),
+            )
+        return self._levels[model]
+
     # -- scoring ---------------------------------------------------------------
     def evidence(
         self,
@@ -318,6 +362,7 @@ class KnowledgeIndex:
             question_units=self.question_units[positions],
             answer_terms=self.answer_terms[positions],
             in_language=self.has_lang(lang)[positions],
+            levels={m: self.levels(m).at(positions) for m in queries},
         )
 
     def _candidates(

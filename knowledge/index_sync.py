@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 from knowledge import snapshot
 from knowledge.ann import Ann
 from knowledge.entry_store import kb_epoch
-from knowledge.index import Base, KnowledgeIndex
+from knowledge.index import Base, KnowledgeIndex, fill_levels
 from knowledge.segment import Segment, build
 from knowledge.tables import Entry, IndexUnit
 
@@ -58,6 +58,7 @@ def load(session: Session, models: tuple[str, ...], options: IndexOptions) -> Kn
             fresh = _from_database(session, models, options, epoch, version)
             # The graph of a large base takes minutes: the processes map this one now and
             # the graph follows in the background (``Retriever``).
+            fill_levels(fresh.base.segment, fresh.base.threads or 0)
             path = snapshot.write(directory, fresh.base.segment, {}, epoch, version)
     except OSError as e:  # a read-only or full disk: serve without a snapshot
         log.warning("no index snapshot in %s (%s): every start reads the database", directory, e)
@@ -107,6 +108,8 @@ def build_snapshot(
         if len(dense.codes) >= options.ann_min_units:
             say(f"building the nearest-neighbour graph of {len(dense.codes):,} {model} vectors")
             ann[model] = Ann.build(np.asarray(dense.rows), threads=0)
+    say("measuring each entry's level of question cosine")
+    fill_levels(segment, options.threads or 0)
     say("writing the snapshot")
     return snapshot.write(options.snapshot_dir, segment, ann, epoch, version)
 
@@ -115,6 +118,7 @@ def add_graph(index: KnowledgeIndex, options: IndexOptions) -> Path:
     """Save ``index``'s base again with its graph (for a base mapped without one)."""
     assert options.snapshot_dir is not None
     segment = index.base.segment
+    fill_levels(segment, index.base.threads or 0)
     ann = {
         model: Ann.build(np.asarray(d.rows), threads=1)
         for model, d in segment.dense.items()

@@ -23,12 +23,13 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from knowledge.background import EntryLevels
 from knowledge.index import ANSWER, EMPTY, KINDS, PASSAGE, QUESTION
 
 MODEL_FILE = Path(__file__).with_name("retrieval_model.json")
@@ -37,6 +38,7 @@ LEXICAL = "bm25"
 TOKEN_RECALL = "tok"
 TOKEN_MISSED = "tok_missed"  # the share of the question no entry token comes near
 TOKEN_FEATURES = (TOKEN_RECALL, TOKEN_MISSED)
+STANDARD = ("qz", "pz", "az")  # a dense score of each kind standardised on the entry's level
 TOKEN_CANDIDATES = 3  # entries by rank whose token recall is computed (the rivals it has)
 
 
@@ -58,10 +60,13 @@ class Signals:
     token_missed: np.ndarray | None = None  # (entries,) with it: ``token_match.match``
     question_states: np.ndarray | None = None  # the question's centred token states
     question_weights: np.ndarray | None = None  # and their weights (TokenSpace.weights)
+    # model -> each entry's level of question cosine (``knowledge.background``)
+    levels: dict[str, EntryLevels] = field(default_factory=dict)
 
     def column(self, name: str) -> np.ndarray:
         """A per-entry feature by name: ``<signal>:<q|p|a|x>`` (x: the best of the three),
-        ``cov``, ``units`` or ``answer_length``."""
+        ``<model>:<qz|pz|az>`` (a score standardised on the entry's own level), ``cov``,
+        ``units`` or ``answer_length``."""
         if "*" in name:  # an interaction of two features
             left, right = name.split("*", 1)
             return self.column(left) * self.column(right)
@@ -79,6 +84,9 @@ class Signals:
         if name == "answer_length":  # a long answer matches more words of any question
             return np.log1p(self.answer_terms.astype(np.float64))
         signal, kind = name.rsplit(":", 1)
+        if kind in STANDARD:  # qz, pz, az
+            which = STANDARD.index(kind)
+            return self.levels[signal].standardise(self.scores[signal][:, which], which)
         if kind == "x":  # the entry's best evidence of any kind
             s = self.scores[signal]  # column by column: far faster than max(axis=1)
             return np.maximum(np.maximum(s[:, 0], s[:, 1]), s[:, 2])

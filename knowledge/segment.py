@@ -93,6 +93,9 @@ class Segment:
     answer_terms: np.ndarray  # (entries,) float32 terms per whole answer (mean over languages)
     lexical: Lexical
     dense: dict[str, Dense]
+    # model -> (2, entries, KINDS) float32: each entry's level of cosine, mean and spread
+    # (``knowledge.background``); saved with a base, absent until computed
+    levels: dict[str, np.ndarray] = field(default_factory=dict)
     _course_numbers: dict[str, int] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -166,9 +169,11 @@ class Segment:
             p: Postings = getattr(lex, corpus)
             for name in ("start", "docs", "tf", "lengths", "token_start", "tokens"):
                 files[f"{corpus}.{name}"] = getattr(p, name)
-        for i, (_model, d) in enumerate(self.dense.items()):
+        for i, (model, d) in enumerate(self.dense.items()):
             for name in ("codes", "langs", "rows", "scale", "entry_start"):
                 files[f"dense{i}.{name}"] = getattr(d, name)
+            if model in self.levels:
+                files[f"levels{i}"] = self.levels[model]
         for name, array in files.items():
             np.save(directory / f"{name}.npy", np.ascontiguousarray(array), allow_pickle=False)
         words = {
@@ -212,6 +217,11 @@ class Segment:
             )
             for i, model in enumerate(words["models"])
         }
+        levels = {
+            model: array(f"levels{i}")
+            for i, model in enumerate(words["models"])
+            if (directory / f"levels{i}.npy").is_file()
+        }
         return cls(
             entry_ids=array("entry_ids"),
             meta=array("meta"),
@@ -223,6 +233,7 @@ class Segment:
             answer_terms=array("answer_terms"),
             lexical=lexical,
             dense=dense,
+            levels=levels,
         )
 
 

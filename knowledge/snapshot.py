@@ -30,7 +30,7 @@ from knowledge.segment import Segment
 
 log = logging.getLogger(__name__)
 
-FORMAT = 2  # bump when the files' layout or meaning changes (2: int8 graphs)
+FORMAT = 3  # bump when the files' layout or meaning changes (2: int8 graphs, 3: levels)
 MANIFEST = "manifest.json"
 STALE_AFTER_S = 24 * 3600  # other epochs' snapshots are deleted after a day unused
 
