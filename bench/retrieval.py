@@ -270,6 +270,7 @@ def fit_confidence(cs: list[Case], ranker: Any, names: tuple[str, ...]) -> Any: 
 RANK_FEATURES_TEMPLATE = (
     "{e}:q", "{e}:p", "{e}:a", "{e}:x", "bm25:q", "bm25:p", "bm25:a", "bm25:x", "answer_length",
     "xl", "xl*{e}:x", "xl*{e}:q",  # an entry in the other language has no words in common
+    "{e}:qz", "{e}:pz", "{e}:az",  # on the entry's own level (knowledge.background)
 )  # fmt: skip
 CONFIDENCE_FEATURES_TEMPLATE = (
     "rank", "rank_m", "ja", "xl", "question_units", "chars",
@@ -278,6 +279,7 @@ CONFIDENCE_FEATURES_TEMPLATE = (
     "terms", "cov*terms", "cov_m*terms",  # full coverage of a one-term question says little
     "tok", "tok_m",  # token recall (knowledge.token_match); the fallback goes without
     "tok_missed",  # a term of the question the entry has nothing near: a neighbour's
+    "{e}:qz", "{e}:qz_m", "{e}:pz", "{e}:az", "{e}:az_m",
 )  # fmt: skip
 
 
