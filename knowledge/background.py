@@ -14,6 +14,7 @@ Computed from the stored vectors alone: no text is embedded here.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -62,13 +63,23 @@ class EntryLevels:
         return np.stack([self.mean, self.spread]).astype(np.float32)
 
     def at(self, positions: np.ndarray) -> EntryLevels:
+        if len(positions) == len(self.mean):  # every entry (positions are ascending)
+            return self
         return EntryLevels(self.mean[positions], self.spread[positions])
 
-    def standardise(self, scores: np.ndarray, kind: int) -> np.ndarray:
-        """Scores (entries,) of units of ``kind`` as standard scores on the entries'
-        levels; 0 (no evidence either way) where an entry has no level."""
-        z = (scores - self.mean[:, kind]) / self.spread[:, kind]
-        return np.where(np.isfinite(z), z, 0.0)
+    @cached_property
+    def _shift_factor(self) -> tuple[np.ndarray, np.ndarray]:
+        """(mean, 1 / spread), both 0 where there is no level: a standard score of 0."""
+        known = np.isfinite(self.mean) & np.isfinite(self.spread)
+        shift = np.where(known, self.mean, 0.0).astype(np.float32)
+        factor = np.where(known, 1.0 / np.where(known, self.spread, 1.0), 0.0)
+        return shift, factor.astype(np.float32)
+
+    def standardise(self, scores: np.ndarray) -> np.ndarray:
+        """Scores (entries, KINDS) as standard scores on the entries' levels; 0 (no
+        evidence either way) where an entry has no level of a kind."""
+        shift, factor = self._shift_factor
+        return (scores - shift) * factor
 
 
 def entry_levels(

@@ -62,6 +62,7 @@ class Signals:
     question_weights: np.ndarray | None = None  # and their weights (TokenSpace.weights)
     # model -> each entry's level of question cosine (``knowledge.background``)
     levels: dict[str, EntryLevels] = field(default_factory=dict)
+    _standard: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
 
     def column(self, name: str) -> np.ndarray:
         """A per-entry feature by name: ``<signal>:<q|p|a|x>`` (x: the best of the three),
@@ -84,9 +85,10 @@ class Signals:
         if name == "answer_length":  # a long answer matches more words of any question
             return np.log1p(self.answer_terms.astype(np.float64))
         signal, kind = name.rsplit(":", 1)
-        if kind in STANDARD:  # qz, pz, az
-            which = STANDARD.index(kind)
-            return self.levels[signal].standardise(self.scores[signal][:, which], which)
+        if kind in STANDARD:  # qz, pz, az: computed once per question
+            if signal not in self._standard:
+                self._standard[signal] = self.levels[signal].standardise(self.scores[signal])
+            return self._standard[signal][:, STANDARD.index(kind)]
         if kind == "x":  # the entry's best evidence of any kind
             s = self.scores[signal]  # column by column: far faster than max(axis=1)
             return np.maximum(np.maximum(s[:, 0], s[:, 1]), s[:, 2])
