@@ -55,8 +55,11 @@ def write(directory: Path, segment: Segment, ann: dict[str, Ann], epoch: str, ve
     """Save a base; returns its directory (an existing one for the same base is kept)."""
     directory.mkdir(parents=True, exist_ok=True)
     final = directory / name(epoch, version, len(ann))
-    if (final / MANIFEST).exists():
+    existing = read_manifest(final)
+    if existing is not None and existing.get("format") == FORMAT:
         return final
+    if final.exists():  # of an older format (an upgrade): replaced
+        shutil.rmtree(final, ignore_errors=True)
     tmp = directory / f".tmp-{uuid.uuid4().hex}"
     tmp.mkdir()
     try:

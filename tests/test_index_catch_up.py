@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import time
@@ -307,3 +308,25 @@ def test_a_snapshot_folder_that_cannot_be_written_is_no_reason_to_fail(
     assert "every start reads the database" in caplog.text
     answer = retriever.ask("なぜアテンションのロジットを√dで割るのですか？", log=False)
     assert answer.best is not None and answer.best.entry.slug == "attention-sqrt-d-scaling"
+
+
+def test_a_snapshot_of_an_older_format_is_replaced_with_one_holding_the_levels(
+    sessions: sessionmaker[Session], tmp_path: Path
+) -> None:
+    options = {"snapshot_dir": tmp_path, "snapshot_min_units": 0}
+    fresh_retriever(sessions, **options)
+    (written,) = snapshot.find(tmp_path, *kb_epoch(sessions()), Retriever(sessions).models)
+    # As the release before wrote it: no levels, an older format number.
+    manifest = snapshot.read_manifest(written)
+    assert manifest is not None and "levels0.npy" in manifest["files"]
+    (written / "levels0.npy").unlink()
+    del manifest["files"]["levels0.npy"]
+    manifest["format"] = snapshot.FORMAT - 1
+    (written / snapshot.MANIFEST).write_text(json.dumps(manifest), "utf-8")
+
+    upgraded = fresh_retriever(sessions, **options)
+    assert upgraded.index().base.source == "snapshot"
+    (rewritten,) = snapshot.find(tmp_path, *kb_epoch(sessions()), upgraded.models)
+    assert (rewritten / "levels0.npy").is_file()
+    assert snapshot.read_manifest(rewritten)["format"] == snapshot.FORMAT  # type: ignore[index]
+    assert_same_evidence(upgraded, fresh_retriever(sessions))
