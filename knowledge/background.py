@@ -1,12 +1,13 @@
-"""How near an entry's question-like units come to questions about other entries.
+"""How near each entry's units come to questions about other entries: its level.
 
-An entry with thirty aliases, or one about a broad topic, scores a high best cosine
-with almost any question; a new entry with one question per language does not. So the
-best question cosine means little on its own: what tells is how far above its usual
-level it is for this entry. That level is measured on a background: the other entries'
-question-like units (a fixed sample of them on a large base), each scored against the
-entry's own question-like units as a question would be (its best one). Its mean and
-spread per entry standardise the question score (``knowledge.ranking``, ``<model>:qz``).
+An entry with thirty aliases, or one about a broad topic, has a high best cosine with
+almost any question; a new entry with one question per language does not. So a best
+cosine means little on its own: what tells is how far above its usual level it is for
+this entry. That level is measured on a background: the other entries' question-like
+units (a fixed sample of them on a large base), each scored against the entry's units
+of one kind (question-like, answer paragraphs, whole answers) as a question would be,
+by the best one. Its mean and spread, per entry and kind, turn the entry's scores into
+standard scores (``knowledge.ranking``: ``<model>:qz``, ``pz``, ``az``).
 
 Computed from the stored vectors alone: no text is embedded here.
 """

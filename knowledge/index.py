@@ -313,8 +313,8 @@ class KnowledgeIndex:
         return np.r_[self.base.segment.in_course(course), self.delta.in_course(course)]
 
     def levels(self, model: str) -> EntryLevels:
-        """Every entry's level of question cosine (``knowledge.background``): the base's
-        as computed once, the delta's on the base's background without the entries it
+        """Every entry's levels of cosine (``knowledge.background``): the base's as
+        computed once, the delta's on the base's background without the entries it
         replaced."""
         if model not in self._levels:
             background, base = self.base.background(model)

@@ -108,7 +108,7 @@ def build_snapshot(
         if len(dense.codes) >= options.ann_min_units:
             say(f"building the nearest-neighbour graph of {len(dense.codes):,} {model} vectors")
             ann[model] = Ann.build(np.asarray(dense.rows), threads=0)
-    say("measuring each entry's level of question cosine")
+    say("measuring each entry's level of cosine")
     fill_levels(segment, options.threads or 0)
     say("writing the snapshot")
     return snapshot.write(options.snapshot_dir, segment, ann, epoch, version)

@@ -60,7 +60,7 @@ class Signals:
     token_missed: np.ndarray | None = None  # (entries,) with it: ``token_match.match``
     question_states: np.ndarray | None = None  # the question's centred token states
     question_weights: np.ndarray | None = None  # and their weights (TokenSpace.weights)
-    # model -> each entry's level of question cosine (``knowledge.background``)
+    # model -> each entry's levels of cosine per unit kind (``knowledge.background``)
     levels: dict[str, EntryLevels] = field(default_factory=dict)
     _standard: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
 
