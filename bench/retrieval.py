@@ -414,6 +414,33 @@ def choose_threshold(decisions: list[Decision], targets: dict[str, float] = TARG
     return best_t
 
 
+# At most this share of the off-topic questions (logistics, other subjects) is offered
+# related entries when declined.
+RELATED_OFF_TOPIC = 0.05
+
+
+def related_threshold(decisions: list[Decision]) -> float:
+    """The confidence from which a declined question is shown an entry as related: the
+    lowest at which at most RELATED_OFF_TOPIC of the off-topic questions would be."""
+    off = sorted(d.confidence for d in decisions if d.case.q["set"] == "off-topic")
+    if not off:
+        return 0.01
+    shown = int(RELATED_OFF_TOPIC * len(off))  # this many may be above it
+    return round(off[len(off) - 1 - shown] + 1e-4, 4)
+
+
+def related_shown(decisions: list[Decision], threshold: float, related_min: float) -> str:
+    """How many declined questions are offered related entries, by kind."""
+    parts = []
+    for kind in DECLINE_SETS:
+        declined = [d for d in decisions if d.case.q["set"] == kind and d.confidence < threshold]
+        shown = sum(d.confidence >= related_min for d in declined)
+        parts.append(f"{kind} {shown}/{len(declined)}")
+    return f"declined questions offered related entries (from {related_min:.4f}): " + ", ".join(
+        parts
+    )
+
+
 def tradeoff(decisions: list[Decision]) -> None:
     print(
         "\ntrade-off on the tuning half (out of fold, full answers): threshold -> "
@@ -539,7 +566,10 @@ def tune(tuning: list[Case], base: Any) -> Any:  # noqa: ANN401
     for kb in KNOWLEDGE_BASES:
         decisions = [decide(replace(m, threshold=threshold), c) for m, c in oof if c.kb == kb]
         table(decisions, threshold, f"TUNING half, out of fold ({kb})")
+    related_min = related_threshold(full)
+    print(related_shown(full, threshold, related_min))
     fitted = fit_model(tuning, base, threshold)
+    fitted = replace(fitted, related_min=related_min)
     if fitted.fallback is not None:
         fitted = replace(fitted, fallback=shifted(fitted.fallback, plain_threshold, threshold))
     questions = len({c.q["id"] for c in tuning})
@@ -614,6 +644,7 @@ def main() -> None:
                 table(plain, model.threshold, "HELD-OUT half (full), without the token recall "
                       "(a knowledge base above TOKEN_MATCH_ENTRIES)")  # fmt: skip
             by_style(decisions, model.threshold)
+            print("\n" + related_shown(decisions, model.threshold, model.related_min))
             source = [d for d in decisions if d.case.q["set"] == "source"]
             missed = [d.case.q["id"] for d in source if not answered_right(d, model.threshold)]
             print(

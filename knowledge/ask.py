@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from sqlalchemy import insert
@@ -31,9 +31,6 @@ from knowledge.text import detect_lang, normalize
 log = logging.getLogger(__name__)
 
 MAX_QUESTION_CHARS = 2000
-# A declined question is shown only entries at least this close as related: below it
-# (logistics, other subjects: about 0.001-0.004 on the seed) a suggestion is noise.
-RELATED_MIN_CONFIDENCE = 0.01
 REFRESH_INTERVAL_S = 0.5  # how often a process checks the knowledge version
 SNAPSHOT_CHECK_S = 10.0  # how often it looks for a snapshot worth switching to
 # One statement for every logged question, its values bound at execution: building
@@ -60,6 +57,8 @@ class AskResult:
     matches: list[Match]
     ambiguous: bool
     ask_id: int | None = None
+    # Declined: the matches close enough to show as related (``RetrievalModel.related_min``)
+    related: list[Match] = field(default_factory=list)
 
 
 class QuestionError(ValueError):
@@ -341,6 +340,9 @@ class Retriever:
             best=None if abstained else best,
             matches=matches[:top_k],
             ambiguous=ambiguous,
+            related=[m for m in matches[:top_k] if m.confidence >= self.model.related_min]
+            if abstained
+            else [],
         )
         if log:
             # TAs see the question as the student typed it, not its normalised form.

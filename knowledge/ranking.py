@@ -285,6 +285,9 @@ class RetrievalModel:
     # confidence without it, its intercept shifted so that the same threshold applies.
     fallback: Confidence | None = None
     tokens: TokenSpace | None = None  # where the token recall compares token states
+    # A declined question is shown as related only entries with at least this confidence:
+    # below it (where logistics and other subjects fall) a suggestion is noise.
+    related_min: float = 0.01
 
     @property
     def uses_tokens(self) -> bool:
@@ -310,6 +313,7 @@ class RetrievalModel:
             fitted=dict(raw.get("fitted", {})),
             fallback=Confidence.from_dict(raw["fallback"]) if "fallback" in raw else None,
             tokens=TokenSpace.from_dict(raw["tokens"]) if "tokens" in raw else None,
+            related_min=float(raw.get("related_min", 0.01)),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -321,6 +325,7 @@ class RetrievalModel:
             },
             "confidence": self.confidence.to_dict(),
             "threshold": round(self.threshold, 4),
+            "related_min": round(self.related_min, 4),
             "fitted": self.fitted,
             **({"fallback": self.fallback.to_dict()} if self.fallback else {}),
             **({"tokens": self.tokens.to_dict()} if self.tokens is not None else {}),

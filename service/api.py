@@ -8,7 +8,7 @@ from flask import Blueprint, Flask, Response, current_app, jsonify
 from sqlalchemy.orm import Session
 
 from knowledge import entry_queries
-from knowledge.ask import RELATED_MIN_CONFIDENCE, QuestionError
+from knowledge.ask import QuestionError
 from knowledge.entry_store import find_entry, get_course, kb_version
 from knowledge.feedback import UnknownEntry, UnknownQuestion
 from knowledge.feedback import record as record_feedback
@@ -58,7 +58,7 @@ def ask(json: m.AskRequest) -> Response:
     matches = result.matches
     course_help = None
     if result.abstained:
-        matches = [m for m in matches if m.confidence >= RELATED_MIN_CONFIDENCE]
+        matches = result.related
         if not matches:  # nothing close: say where such questions belong, if the course does
             with core().sessions() as session:
                 help_course = entry_queries.course_help(session, course)

@@ -3,6 +3,7 @@ wordings, mixed script, honest declines (through the API, real models, real data
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -127,10 +128,27 @@ def test_an_in_domain_question_no_entry_answers_is_declined(
     assert body["matches"], "the nearest entries are still shown as related"
 
 
+def test_related_entries_of_a_decline_follow_the_fitted_cut(
+    with_checkpointing: FlaskClient,
+) -> None:
+    question = "How do I set up distributed data parallel training on four GPUs in PyTorch?"
+    retriever = with_checkpointing.application.extensions["core"].retriever
+    shipped = retriever.model
+    shown = ask(with_checkpointing, question)["matches"]
+    assert shown and all(m["score"] >= shipped.related_min for m in shown)
+    try:
+        retriever.model = replace(shipped, related_min=1.0)  # nothing is that close
+        body = ask(with_checkpointing, question)
+        assert body["abstained"] and body["matches"] == [] and body["off_topic"] is True
+    finally:
+        retriever.model = shipped
+
+
 def test_the_shipped_model_is_complete_and_fitted() -> None:
     model = RetrievalModel.load(MODEL_FILE)
     assert model.fitted.get("on", "").startswith("bench/eval tuning half")
     assert 0.0 < model.threshold < 1.0
+    assert 0.0 < model.related_min < model.threshold  # fitted on the off-topic questions
     assert len(model.ranker.weights) == len(model.ranker.features)
     n = len(model.confidence.features)
     assert model.confidence.coef.shape == model.confidence.mean.shape == (n,)
