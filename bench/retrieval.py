@@ -422,9 +422,11 @@ RELATED_OFF_TOPIC = 0.05
 def related_threshold(decisions: list[Decision]) -> float:
     """The confidence from which a declined question is shown an entry as related: the
     lowest at which at most RELATED_OFF_TOPIC of the off-topic questions would be."""
+    from knowledge.ranking import RELATED_MIN
+
     off = sorted(d.confidence for d in decisions if d.case.q["set"] == "off-topic")
     if not off:
-        return 0.01
+        return RELATED_MIN
     shown = int(RELATED_OFF_TOPIC * len(off))  # this many may be above it
     return round(off[len(off) - 1 - shown] + 1e-4, 4)
 

@@ -39,6 +39,7 @@ TOKEN_RECALL = "tok"
 TOKEN_MISSED = "tok_missed"  # the share of the question no entry token comes near
 TOKEN_FEATURES = (TOKEN_RECALL, TOKEN_MISSED)
 STANDARD = ("qz", "pz", "az")  # a dense score of each kind standardised on the entry's level
+RELATED_MIN = 0.01  # the related cut of a model fitted before it was fitted
 TOKEN_CANDIDATES = 3  # entries by rank whose token recall is computed (the rivals it has)
 
 
@@ -287,7 +288,7 @@ class RetrievalModel:
     tokens: TokenSpace | None = None  # where the token recall compares token states
     # A declined question is shown as related only entries with at least this confidence:
     # below it (where logistics and other subjects fall) a suggestion is noise.
-    related_min: float = 0.01
+    related_min: float = RELATED_MIN
 
     @property
     def uses_tokens(self) -> bool:
@@ -313,7 +314,7 @@ class RetrievalModel:
             fitted=dict(raw.get("fitted", {})),
             fallback=Confidence.from_dict(raw["fallback"]) if "fallback" in raw else None,
             tokens=TokenSpace.from_dict(raw["tokens"]) if "tokens" in raw else None,
-            related_min=float(raw.get("related_min", 0.01)),
+            related_min=float(raw.get("related_min", RELATED_MIN)),
         )
 
     def to_dict(self) -> dict[str, Any]:
